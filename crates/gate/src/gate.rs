@@ -1,0 +1,296 @@
+//! The gate: applies the policy to a decoded request and decides.
+//!
+//! Checks run in a fixed order so a request with several problems always gets the same reason: common fields,
+//! repo, refs, paths (syntax, then guards, then accounts), then action-specific fields. The first failure denies.
+
+use crate::decision::{quote, Container, Decision, Reason, Verdict};
+use crate::policy::Policy;
+use crate::request::{Action, ActionRequest, ChangeKind, Request, RolloutMode};
+use crate::syntax;
+
+/// Most units one rollout may carry.
+pub const MAX_ROLLOUT_UNITS: usize = 2000;
+
+/// A request that passed the gate, with what the gate worked out about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// The request, unchanged.
+    pub request: Request,
+    /// The container that runs it.
+    pub container: Container,
+    /// The account of a single-unit action.
+    pub account: Option<String>,
+}
+
+/// A denial: the reason code and an explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// The reason code.
+    pub reason: Reason,
+    /// The explanation.
+    pub message: String,
+}
+
+/// The result of checking a body: the decision to report, and the admitted request when allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// What to report.
+    pub decision: Decision,
+    /// Present exactly when the decision is allow.
+    pub admitted: Option<Admitted>,
+}
+
+/// The request gate over one policy.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    policy: Policy,
+}
+
+type Check = Result<(), Denial>;
+
+fn deny(reason: Reason, message: String) -> Check {
+    Err(Denial { reason, message })
+}
+
+impl Gate {
+    /// A gate enforcing `policy`.
+    pub fn new(policy: Policy) -> Gate {
+        Gate { policy }
+    }
+
+    /// The policy this gate enforces.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Decodes and checks a raw request body. Never panics; every failure is a denial.
+    pub fn evaluate(&self, body: &[u8]) -> Outcome {
+        match Request::decode(body) {
+            Ok(request) => self.evaluate_request(request),
+            Err(e) => Outcome { decision: Decision::deny(e.reason, e.message, e.action), admitted: None },
+        }
+    }
+
+    /// Checks an already-decoded request.
+    pub fn evaluate_request(&self, request: Request) -> Outcome {
+        let action = request.body.action();
+        match self.check(&request) {
+            Ok(admitted) => Outcome {
+                decision: Decision {
+                    decision: Verdict::Allow,
+                    reason: Reason::Ok,
+                    message: describe_allowed(&admitted),
+                    action: Some(action),
+                    container: Some(admitted.container),
+                    account: admitted.account.clone(),
+                },
+                admitted: Some(admitted),
+            },
+            Err(denial) => {
+                Outcome { decision: Decision::deny(denial.reason, denial.message, Some(action)), admitted: None }
+            }
+        }
+    }
+
+    /// Applies every rule to `request`; the first failure denies.
+    pub fn check(&self, request: &Request) -> Result<Admitted, Denial> {
+        self.check_common(request)?;
+        let body = &request.body;
+        let action = body.action();
+        self.check_repo(action, body.repo())?;
+        check_ref_field("ref", body.git_ref())?;
+        let container = match body {
+            ActionRequest::Plan(_) | ActionRequest::Validate(_) => Container::Planner,
+            ActionRequest::PlanDestroy(t) => {
+                check_ref_field("source_ref", &t.source_ref)?;
+                Container::Planner
+            }
+            ActionRequest::Apply(_) => {
+                self.check_apply_ref(body.git_ref())?;
+                Container::Applier
+            }
+            ActionRequest::Destroy(t) => {
+                self.check_apply_ref(body.git_ref())?;
+                check_ref_field("source_ref", &t.source_ref)?;
+                Container::Applier
+            }
+            ActionRequest::UpdateVariable(_) => {
+                self.check_apply_ref(body.git_ref())?;
+                Container::Applier
+            }
+            ActionRequest::BuildImage(b) => {
+                if let Err(why) = syntax::check_context_path(&b.context_path) {
+                    deny(Reason::PathInvalid, format!("context_path {}: {why}", quote(&b.context_path)))?;
+                }
+                if let Err(why) = syntax::check_image_tag(&b.tag) {
+                    deny(Reason::FieldInvalid, format!("tag {}: {why}", quote(&b.tag)))?;
+                }
+                Container::ImageBuilder
+            }
+            ActionRequest::Rollout(r) => {
+                let container = match r.mode {
+                    RolloutMode::Plan => Container::Planner,
+                    RolloutMode::Apply => {
+                        self.check_apply_ref(&r.git_ref)?;
+                        Container::Applier
+                    }
+                };
+                self.check_rollout_units(r)?;
+                container
+            }
+        };
+        let account = match body.unit_path() {
+            Some(path) => Some(self.check_unit_paths(&[path])?.to_owned()),
+            None => None,
+        };
+        if let ActionRequest::UpdateVariable(u) = body {
+            if !self.policy.is_updatable_variable(&u.variable) {
+                deny(
+                    Reason::VariableNotAllowed,
+                    format!(
+                        "variable {} is not in update_variable_names ({})",
+                        quote(&u.variable),
+                        self.policy.document().update_variable_names.join(", ")
+                    ),
+                )?;
+            }
+            if let Err(why) = syntax::check_variable_value(&u.value) {
+                deny(Reason::FieldInvalid, format!("value {}: {why}", quote(&u.value)))?;
+            }
+        }
+        Ok(Admitted { request: request.clone(), container, account })
+    }
+
+    fn check_common(&self, request: &Request) -> Check {
+        if let Err(why) = syntax::check_actor(&request.actor) {
+            deny(Reason::FieldInvalid, format!("actor {}: {why}", quote(&request.actor)))?;
+        }
+        if let Some(id) = &request.request_id {
+            if let Err(why) = syntax::check_request_id(id) {
+                deny(Reason::FieldInvalid, format!("request_id {}: {why}", quote(id)))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_repo(&self, action: Action, repo: &str) -> Check {
+        let (list, section) = match action {
+            Action::BuildImage => (self.policy.app(), "app"),
+            _ => (self.policy.infrastructure_live(), "infrastructure_live"),
+        };
+        if let Err(why) = syntax::check_repo_shape(repo) {
+            return deny(Reason::RepoNotAllowed, format!("repo {}: {why}", quote(repo)));
+        }
+        if !list.allows(repo) {
+            return deny(
+                Reason::RepoNotAllowed,
+                format!("repo {} is not in the {section} allow-list required by {action}", quote(repo)),
+            );
+        }
+        Ok(())
+    }
+
+    fn check_apply_ref(&self, git_ref: &str) -> Check {
+        if self.policy.is_apply_ref(git_ref) || syntax::is_full_commit_sha(git_ref) {
+            return Ok(());
+        }
+        deny(
+            Reason::RefNotAllowedForApply,
+            format!(
+                "ref {} is neither an apply ref ({}) nor a full commit SHA",
+                quote(git_ref),
+                self.policy.document().apply_refs.join(", ")
+            ),
+        )
+    }
+
+    /// Checks unit paths in three passes (syntax, guards, accounts) so a guarded unit is always reported as
+    /// guarded, whatever else is wrong with its neighbours. Returns the first path's account.
+    fn check_unit_paths<'p>(&self, paths: &[&'p str]) -> Result<&'p str, Denial> {
+        for path in paths {
+            if let Err(why) = syntax::check_unit_path(path) {
+                deny(Reason::PathInvalid, format!("path {}: {why}", quote(path)))?;
+            }
+        }
+        for path in paths {
+            if let Some(index) = self.policy.guard_matching(path) {
+                deny(
+                    Reason::PathGuarded,
+                    format!(
+                        "path {} matches path guard {:?}; the pipeline never deploys its own runner",
+                        quote(path),
+                        self.policy.document().path_guards[index]
+                    ),
+                )?;
+            }
+        }
+        let mut first_account = "";
+        for (i, path) in paths.iter().enumerate() {
+            let account = path.split('/').next().unwrap_or_default();
+            if self.policy.account(account).is_none() {
+                deny(
+                    Reason::UnknownAccount,
+                    format!("path {} is in account {}, which the policy does not know", quote(path), quote(account)),
+                )?;
+            }
+            if i == 0 {
+                first_account = account;
+            }
+        }
+        Ok(first_account)
+    }
+
+    fn check_rollout_units(&self, rollout: &crate::request::Rollout) -> Check {
+        let count = rollout.units.len();
+        if count == 0 {
+            deny(Reason::FieldInvalid, "units: a rollout needs at least one unit".into())?;
+        }
+        if count > MAX_ROLLOUT_UNITS {
+            deny(Reason::TooManyUnits, format!("units: {count} units; a rollout takes at most {MAX_ROLLOUT_UNITS}"))?;
+        }
+        let paths: Vec<&str> = rollout.units.iter().map(|u| u.path.as_str()).collect();
+        self.check_unit_paths(&paths)?;
+        let mut seen = std::collections::HashSet::with_capacity(count);
+        for unit in &rollout.units {
+            if !seen.insert(unit.path.as_str()) {
+                deny(Reason::FieldInvalid, format!("units: path {} appears twice", quote(&unit.path)))?;
+            }
+            match (&unit.source_ref, unit.change) {
+                (None, ChangeKind::Deleted) => deny(
+                    Reason::FieldInvalid,
+                    format!("units: deleted unit {} needs a source_ref", quote(&unit.path)),
+                )?,
+                (Some(source_ref), ChangeKind::Deleted) => check_ref_field("source_ref", source_ref)?,
+                (Some(_), _) => deny(
+                    Reason::FieldInvalid,
+                    format!("units: source_ref is only meaningful for deleted units ({})", quote(&unit.path)),
+                )?,
+                (None, _) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_ref_field(field: &str, value: &str) -> Check {
+    match syntax::check_ref(value) {
+        Ok(()) => Ok(()),
+        Err(why) => deny(Reason::RefInvalid, format!("{field} {}: {why}", quote(value))),
+    }
+}
+
+fn describe_allowed(admitted: &Admitted) -> String {
+    let body = &admitted.request.body;
+    let target = match body {
+        ActionRequest::BuildImage(b) => format!("context {} with tag {}", b.context_path, b.tag),
+        ActionRequest::Rollout(r) => format!("{} of {} unit(s)", r.mode.as_str(), r.units.len()),
+        _ => body.unit_path().unwrap_or_default().to_owned(),
+    };
+    format!(
+        "{} {target} at {} in {} runs on the {} container",
+        body.action(),
+        body.git_ref(),
+        body.repo(),
+        admitted.container.as_str()
+    )
+}

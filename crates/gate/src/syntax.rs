@@ -1,0 +1,330 @@
+//! Syntax rules for the untrusted strings in a request: refs, unit paths, repos and free-text fields.
+//!
+//! These are pure predicates with no knowledge of the policy. Each returns `Err(why)` with a short,
+//! human-readable explanation that never echoes the input itself.
+
+/// Longest accepted ref, in bytes.
+pub const MAX_REF_BYTES: usize = 255;
+/// Longest accepted unit path, in bytes.
+pub const MAX_PATH_BYTES: usize = 512;
+/// Most segments in a unit path.
+pub const MAX_PATH_SEGMENTS: usize = 32;
+/// Longest accepted repo URL, in bytes.
+pub const MAX_REPO_BYTES: usize = 512;
+/// Longest accepted actor, in characters.
+pub const MAX_ACTOR_CHARS: usize = 128;
+
+/// Checks `name` against the rules of `git check-ref-format --branch`.
+pub fn check_branch_ref(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("is empty");
+    }
+    if name.len() > MAX_REF_BYTES {
+        return Err("is longer than 255 bytes");
+    }
+    if name == "@" {
+        return Err("is the lone '@'");
+    }
+    if name.starts_with('-') {
+        return Err("starts with '-'");
+    }
+    if name.starts_with('/') || name.ends_with('/') {
+        return Err("starts or ends with '/'");
+    }
+    if name.ends_with('.') {
+        return Err("ends with '.'");
+    }
+    if name.contains("..") {
+        return Err("contains '..'");
+    }
+    if name.contains("@{") {
+        return Err("contains '@{'");
+    }
+    if name.contains("//") {
+        return Err("contains '//'");
+    }
+    if let Some(c) = name.chars().find(|&c| c.is_ascii_control() || " ~^:?*[\\".contains(c)) {
+        return Err(if c.is_ascii_control() {
+            "contains a control character"
+        } else {
+            "contains one of: space ~ ^ : ? * [ \\"
+        });
+    }
+    for component in name.split('/') {
+        if component.starts_with('.') {
+            return Err("has a component starting with '.'");
+        }
+        if component.ends_with(".lock") {
+            return Err("has a component ending with '.lock'");
+        }
+    }
+    Ok(())
+}
+
+/// True for a full 40-hex (SHA-1) or 64-hex (SHA-256) lowercase commit id.
+pub fn is_full_commit_sha(name: &str) -> bool {
+    matches!(name.len(), 40 | 64) && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Checks a ref: a valid branch name or a full commit SHA.
+pub fn check_ref(name: &str) -> Result<(), &'static str> {
+    if is_full_commit_sha(name) {
+        return Ok(());
+    }
+    check_branch_ref(name)
+}
+
+/// Checks a repo-relative unit path: `/`-separated safe segments, no traversal, no absolute paths.
+pub fn check_unit_path(path: &str) -> Result<(), &'static str> {
+    if path.is_empty() {
+        return Err("is empty");
+    }
+    if path.len() > MAX_PATH_BYTES {
+        return Err("is longer than 512 bytes");
+    }
+    if path.starts_with('/') {
+        return Err("is absolute");
+    }
+    if path.ends_with('/') {
+        return Err("ends with '/'");
+    }
+    let mut segments = 0;
+    for segment in path.split('/') {
+        segments += 1;
+        if segments > MAX_PATH_SEGMENTS {
+            return Err("has more than 32 segments");
+        }
+        check_path_segment(segment)?;
+    }
+    Ok(())
+}
+
+/// Checks one path segment: `^[A-Za-z0-9_][A-Za-z0-9._-]*$`, which also excludes `.` and `..`.
+pub fn check_path_segment(segment: &str) -> Result<(), &'static str> {
+    let mut bytes = segment.bytes();
+    match bytes.next() {
+        None => Err("has an empty segment ('//')"),
+        Some(first) if !(first.is_ascii_alphanumeric() || first == b'_') => {
+            Err("has a segment that does not start with a letter, digit or '_'")
+        }
+        Some(_) if bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) => Ok(()),
+        Some(_) => Err("has a segment with a character outside [A-Za-z0-9._-]"),
+    }
+}
+
+/// Checks a repo string before it is matched against the allow-list.
+///
+/// The allow-list is the real control; these checks stop inputs that a careless regex could let through and that
+/// git would treat as options, remote helpers or credentials.
+pub fn check_repo_shape(repo: &str) -> Result<(), &'static str> {
+    if repo.is_empty() {
+        return Err("is empty");
+    }
+    if repo.len() > MAX_REPO_BYTES {
+        return Err("is longer than 512 bytes");
+    }
+    if !repo.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("contains whitespace, a control character or a non-ASCII character");
+    }
+    if repo.contains(['?', '#']) {
+        return Err("contains '?' or '#'");
+    }
+    if repo.starts_with('-') {
+        return Err("starts with '-'");
+    }
+    if repo.contains("::") {
+        return Err("uses a git remote-helper transport ('::')");
+    }
+    if let Some((_, rest)) = repo.split_once("://") {
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.contains('@') {
+            return Err("carries user info ('user@') in the URL");
+        }
+    }
+    Ok(())
+}
+
+/// True when `repo` has a URL scheme (`scheme://`); only such repos may be matched by a policy regex.
+pub fn has_url_scheme(repo: &str) -> bool {
+    repo.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    })
+}
+
+/// Checks the actor: 1–128 printable characters, no control or invisible formatting characters.
+pub fn check_actor(actor: &str) -> Result<(), &'static str> {
+    let count = actor.chars().count();
+    if count == 0 {
+        return Err("is empty");
+    }
+    if count > MAX_ACTOR_CHARS {
+        return Err("is longer than 128 characters");
+    }
+    if actor.chars().any(|c| c.is_control() || is_invisible_format_char(c)) {
+        return Err("contains a control or invisible formatting character");
+    }
+    if actor.trim() != actor {
+        return Err("has leading or trailing whitespace");
+    }
+    Ok(())
+}
+
+/// Bidi overrides, zero-width characters and the BOM: printable in no useful sense, and a way to forge audit lines.
+fn is_invisible_format_char(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+}
+
+/// Checks an idempotency key: `^[A-Za-z0-9_-]{1,80}$`.
+pub fn check_request_id(id: &str) -> Result<(), &'static str> {
+    check_charset(id, 80, |b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        .map_err(|_| "must match ^[A-Za-z0-9_-]{1,80}$")
+}
+
+/// Checks an `update-variable` value: `^[A-Za-z0-9._:/@+-]{1,256}$`.
+pub fn check_variable_value(value: &str) -> Result<(), &'static str> {
+    check_charset(value, 256, |b| b.is_ascii_alphanumeric() || b"._:/@+-".contains(&b))
+        .map_err(|_| "must match ^[A-Za-z0-9._:/@+-]{1,256}$")
+}
+
+/// Checks an image tag: `^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$` (the OCI tag grammar).
+pub fn check_image_tag(tag: &str) -> Result<(), &'static str> {
+    let first_ok = tag.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !first_ok {
+        return Err("must match ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$");
+    }
+    check_charset(tag, 128, |b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        .map_err(|_| "must match ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+}
+
+/// Checks a build context path: unit-path syntax, or exactly `.` for the repo root.
+pub fn check_context_path(path: &str) -> Result<(), &'static str> {
+    if path == "." {
+        return Ok(());
+    }
+    check_unit_path(path)
+}
+
+/// Checks that `value` is 1..=max bytes, each accepted by `allowed`.
+fn check_charset(value: &str, max: usize, allowed: impl Fn(u8) -> bool) -> Result<(), ()> {
+    if value.is_empty() || value.len() > max || !value.bytes().all(allowed) {
+        return Err(());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_refs_follow_git_check_ref_format() {
+        let valid = ["main", "feature/x", "release-1.2", "a", "v1.0.0", "user/foo.bar", "héllo", "@x", "a@b"];
+        for r in valid {
+            assert_eq!(check_branch_ref(r), Ok(()), "{r:?}");
+        }
+        let long = "a".repeat(256);
+        let invalid = [
+            "", "@", "-main", "--upload-pack=x", "/main", "main/", "main.", "a..b", "a@{1}", "a//b", "a b", "a~1",
+            "a^", "a:b", "a?", "a*", "a[", "a\\b", "a\tb", "a\nb", "a\u{7f}", ".hidden", "a/.b", "x.lock",
+            "a.lock/b", "refs/heads/main/../x", &long,
+        ];
+        for r in invalid {
+            assert!(check_branch_ref(r).is_err(), "{r:?} must be invalid");
+        }
+        assert!(check_branch_ref(&"a".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn full_shas_only() {
+        assert!(is_full_commit_sha(&"a".repeat(40)));
+        assert!(is_full_commit_sha(&"0".repeat(64)));
+        for s in ["abc1234", &"a".repeat(39), &"a".repeat(41), &"A".repeat(40), &"g".repeat(40)] {
+            assert!(!is_full_commit_sha(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn unit_paths() {
+        let ok = ["dev", "dev/us-east-1/dev/vpc", "_envcommon/x.hcl", "a/b-c/d_e/f.g", "0/1"];
+        for p in ok {
+            assert_eq!(check_unit_path(p), Ok(()), "{p:?}");
+        }
+        let deep_ok = vec!["a"; 32].join("/");
+        assert!(check_unit_path(&deep_ok).is_ok());
+        let too_deep = vec!["a"; 33].join("/");
+        let too_long = format!("{}/b", "a".repeat(511));
+        let bad = [
+            "", "/dev", "dev/", "dev//vpc", ".", "..", "dev/../prod", "./dev", "dev/.", ".git", "-rf", "dev/-x",
+            "dev vpc", "dev/vpc;rm", "dev\\vpc", "dev/$(id)", "dév", "dev/\n", &too_deep, &too_long,
+        ];
+        for p in bad {
+            assert!(check_unit_path(p).is_err(), "{p:?} must be invalid");
+        }
+    }
+
+    #[test]
+    fn repo_shapes() {
+        let ok = [
+            "https://github.com/acme/infrastructure-live.git",
+            "git@github.com:acme/infrastructure-live.git",
+            "file:///srv/git/live.git",
+            "/srv/git/live.git",
+        ];
+        for r in ok {
+            assert_eq!(check_repo_shape(r), Ok(()), "{r:?}");
+        }
+        let bad = [
+            "",
+            "https://user:pw@github.com/acme/x.git",
+            "https://token@github.com/acme/x.git",
+            "https://github.com/acme/x.git?x=1",
+            "https://github.com/acme/x.git#frag",
+            "https://github.com/acme/x.git\nhttps://evil.com/x.git",
+            "https://github.com/acme/x.git ",
+            "https://gіthub.com/acme/x.git",
+            "ext::sh -c touch% /tmp/pwned",
+            "ext::sh",
+            "fd::3",
+            "--upload-pack=touch /tmp/x",
+            "-u",
+        ];
+        for r in bad {
+            assert!(check_repo_shape(r).is_err(), "{r:?} must be rejected");
+        }
+        assert!(check_repo_shape(&"a".repeat(513)).is_err());
+    }
+
+    #[test]
+    fn actors_and_ids() {
+        assert!(check_actor("octocat").is_ok());
+        assert!(check_actor("Jane Doe (bot)").is_ok());
+        assert!(check_actor(&"x".repeat(128)).is_ok());
+        for a in ["", " x", "x ", "a\nb", "a\u{1b}[31m", "a\u{202e}b", "a\u{200b}", &"x".repeat(129)] {
+            assert!(check_actor(a).is_err(), "{a:?}");
+        }
+        assert!(check_request_id("ci-123_abc").is_ok());
+        for id in ["", "a b", "a/b", &"x".repeat(81)] {
+            assert!(check_request_id(id).is_err(), "{id:?}");
+        }
+    }
+
+    #[test]
+    fn values_tags_contexts() {
+        assert!(check_variable_value("v1.2.3+build/x@sha256:abc").is_ok());
+        for v in ["", "a b", "$(id)", "a;b", "`x`", &"x".repeat(257)] {
+            assert!(check_variable_value(v).is_err(), "{v:?}");
+        }
+        assert!(check_image_tag("0123abc").is_ok());
+        assert!(check_image_tag(&"a".repeat(128)).is_ok());
+        for t in ["", ".x", "-x", "a:b", "a/b", &"a".repeat(129)] {
+            assert!(check_image_tag(t).is_err(), "{t:?}");
+        }
+        assert!(check_context_path(".").is_ok());
+        assert!(check_context_path("services/api").is_ok());
+        for c in ["./x", "..", "/", "a/../b", ""] {
+            assert!(check_context_path(c).is_err(), "{c:?}");
+        }
+    }
+}
