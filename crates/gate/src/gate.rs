@@ -178,13 +178,14 @@ impl Gate {
             Action::BuildImage => (self.policy.app(), "app"),
             _ => (self.policy.infrastructure_live(), "infrastructure_live"),
         };
+        let shown = quote(&syntax::redact_repo_userinfo(repo));
         if let Err(why) = syntax::check_repo_shape(repo) {
-            return deny(Reason::RepoNotAllowed, format!("repo {}: {why}", quote(repo)));
+            return deny(Reason::RepoNotAllowed, format!("repo {shown}: {why}"));
         }
         if !list.allows(repo) {
             return deny(
                 Reason::RepoNotAllowed,
-                format!("repo {} is not in the {section} allow-list required by {action}", quote(repo)),
+                format!("repo {shown} is not in the {section} allow-list required by {action}"),
             );
         }
         Ok(())

@@ -101,6 +101,9 @@ pub fn check_unit_path(path: &str) -> Result<(), &'static str> {
 
 /// Checks one path segment: `^[A-Za-z0-9_][A-Za-z0-9._-]*$`, which also excludes `.` and `..`.
 pub fn check_path_segment(segment: &str) -> Result<(), &'static str> {
+    if segment == "." || segment == ".." {
+        return Err("has a '.' or '..' segment (traversal)");
+    }
     let mut bytes = segment.bytes();
     match bytes.next() {
         None => Err("has an empty segment ('//')"),
@@ -142,6 +145,16 @@ pub fn check_repo_shape(repo: &str) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// The repo with any URL user info replaced by `***`, so credentials never reach a message or a log.
+pub fn redact_repo_userinfo(repo: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = repo.split_once("://") else { return repo.into() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]).into(),
+        None => repo.into(),
+    }
 }
 
 /// True when `repo` has a URL scheme (`scheme://`); only such repos may be matched by a policy regex.
@@ -294,6 +307,14 @@ mod tests {
             assert!(check_repo_shape(r).is_err(), "{r:?} must be rejected");
         }
         assert!(check_repo_shape(&"a".repeat(513)).is_err());
+    }
+
+    #[test]
+    fn userinfo_is_redacted() {
+        assert_eq!(redact_repo_userinfo("https://x:ghp_1@github.com/a/b.git"), "https://***@github.com/a/b.git");
+        assert_eq!(redact_repo_userinfo("https://a@b@github.com/a@b.git"), "https://***@github.com/a@b.git");
+        assert_eq!(redact_repo_userinfo("https://github.com/a@b.git"), "https://github.com/a@b.git");
+        assert_eq!(redact_repo_userinfo("git@github.com:a/b.git"), "git@github.com:a/b.git");
     }
 
     #[test]

@@ -1,0 +1,44 @@
+# deploy-runner: `make demo` runs the main job offline; `make test` runs every test.
+# Both install what they need into .tools/ (project-local, pinned) on first use.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+ROOT := $(CURDIR)
+TOOLS := $(ROOT)/.tools
+BIN := $(ROOT)/target/debug
+
+CARGO_FUZZ_VERSION := 0.13.1
+FUZZ_SECONDS ?= 60
+
+.PHONY: all build demo test bench fuzz lint clean-tools
+
+all: test
+
+build:
+	$(CARGO) build --locked --bins --workspace
+
+demo: build
+	@scripts/demo-check.sh $(BIN)/deploy-runner
+
+test:
+	$(CARGO) test --locked --workspace --all-targets
+	$(CARGO) test --locked --workspace --doc
+
+bench:
+	$(CARGO) bench --locked -p deploy-runner-gate --bench validate
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+# Fuzzing needs cargo-fuzz (installed here, pinned) and nightly-only flags, which stable accepts with RUSTC_BOOTSTRAP=1.
+$(TOOLS)/cargo/bin/cargo-fuzz:
+	$(CARGO) install --locked --root $(TOOLS)/cargo cargo-fuzz@$(CARGO_FUZZ_VERSION)
+
+fuzz: $(TOOLS)/cargo/bin/cargo-fuzz
+	mkdir -p fuzz/corpus/parse_and_validate
+	cd fuzz && RUSTC_BOOTSTRAP=1 PATH=$(TOOLS)/cargo/bin:$$PATH \
+	  cargo fuzz run parse_and_validate corpus/parse_and_validate ../examples/requests -- -max_total_time=$(FUZZ_SECONDS)
+
+clean-tools:
+	rm -rf $(TOOLS)
