@@ -29,7 +29,8 @@ fn oracle() -> &'static Oracle {
     static ORACLE: OnceLock<Oracle> = OnceLock::new();
     ORACLE.get_or_init(|| Oracle {
         app_repo: Regex::new(r"^https://github\.com/acme/svc-[a-z0-9-]+\.git$").expect("re"),
-        path: Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*){0,31}$").expect("re"),
+        path: Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*){0,31}$")
+            .expect("re"),
         guards: vec![
             Regex::new(r"^.+/ecs-deploy-runner(/.+)?$").expect("re"),
             Regex::new(r"^_envcommon/mgmt/ecs-deploy-runner\.hcl$").expect("re"),
@@ -65,11 +66,15 @@ impl Oracle {
         let target_ok = match action {
             "build-image" => s("context_path") == "." || self.path.is_match(s("context_path")),
             "rollout" => req["units"].as_array().is_some_and(|units| {
-                !units.is_empty() && units.iter().all(|u| self.unit_path_inside(u["path"].as_str().unwrap_or("")))
+                !units.is_empty()
+                    && units
+                        .iter()
+                        .all(|u| self.unit_path_inside(u["path"].as_str().unwrap_or("")))
             }),
             "update-variable" => {
                 self.unit_path_inside(s("path"))
-                    && ["image_version", "version", "ami_version_tag", "ami"].contains(&s("variable"))
+                    && ["image_version", "version", "ami_version_tag", "ami"]
+                        .contains(&s("variable"))
             }
             _ => self.unit_path_inside(s("path")),
         };
@@ -104,17 +109,56 @@ const REPOS: &[&str] = &[
     "",
 ];
 const REFS: &[&str] = &[
-    "main", "MAIN", "main2", "refs/heads/main", "feature/x", "0123456789abcdef0123456789abcdef01234567",
-    "0123456789ABCDEF0123456789ABCDEF01234567", "0123abc", "-x", "a..b", "@", "main.lock", "",
+    "main",
+    "MAIN",
+    "main2",
+    "refs/heads/main",
+    "feature/x",
+    "0123456789abcdef0123456789abcdef01234567",
+    "0123456789ABCDEF0123456789ABCDEF01234567",
+    "0123abc",
+    "-x",
+    "a..b",
+    "@",
+    "main.lock",
+    "",
 ];
 const PATHS: &[&str] = &[
-    "dev/vpc", "prod/us-east-1/app", "stage/vpc", "dev", "dev/mgmt/ecs-deploy-runner", "dev/ecs-deploy-runner/x",
-    "_envcommon/mgmt/ecs-deploy-runner.hcl", "dev/../prod", "/dev", "dev/", "dev//x", ".git", "-x", "dev/.x", "",
+    "dev/vpc",
+    "prod/us-east-1/app",
+    "stage/vpc",
+    "dev",
+    "dev/mgmt/ecs-deploy-runner",
+    "dev/ecs-deploy-runner/x",
+    "_envcommon/mgmt/ecs-deploy-runner.hcl",
+    "dev/../prod",
+    "/dev",
+    "dev/",
+    "dev//x",
+    ".git",
+    "-x",
+    "dev/.x",
+    "",
 ];
 const ACTIONS: &[&str] = &[
-    "plan", "validate", "plan-destroy", "apply", "destroy", "update-variable", "build-image", "rollout",
+    "plan",
+    "validate",
+    "plan-destroy",
+    "apply",
+    "destroy",
+    "update-variable",
+    "build-image",
+    "rollout",
 ];
-const VARIABLES: &[&str] = &["image_version", "version", "ami", "ami_version_tag", "instance_type", "Version", ""];
+const VARIABLES: &[&str] = &[
+    "image_version",
+    "version",
+    "ami",
+    "ami_version_tag",
+    "instance_type",
+    "Version",
+    "",
+];
 
 fn request() -> impl Strategy<Value = Value> {
     (
@@ -126,30 +170,36 @@ fn request() -> impl Strategy<Value = Value> {
         proptest::collection::vec(edge_string(PATHS), 0..4),
         prop_oneof![Just("plan"), Just("apply")],
     )
-        .prop_map(|(action, repo, git_ref, path, variable, unit_paths, mode)| {
-            let mut v = json!({"action": action, "actor": "octocat", "repo": repo, "ref": git_ref});
-            match action {
-                "build-image" => {
-                    v["context_path"] = json!(path);
-                    v["tag"] = json!("v1");
-                }
-                "rollout" => {
-                    v["mode"] = json!(mode);
-                    v["units"] = unit_paths.iter().map(|p| json!({"path": p, "change": "modified"})).collect();
-                }
-                _ => {
-                    v["path"] = json!(path);
-                    if matches!(action, "plan-destroy" | "destroy") {
-                        v["source_ref"] = json!("0123456789abcdef0123456789abcdef01234567");
+        .prop_map(
+            |(action, repo, git_ref, path, variable, unit_paths, mode)| {
+                let mut v =
+                    json!({"action": action, "actor": "octocat", "repo": repo, "ref": git_ref});
+                match action {
+                    "build-image" => {
+                        v["context_path"] = json!(path);
+                        v["tag"] = json!("v1");
                     }
-                    if action == "update-variable" {
-                        v["variable"] = json!(variable);
-                        v["value"] = json!("v1");
+                    "rollout" => {
+                        v["mode"] = json!(mode);
+                        v["units"] = unit_paths
+                            .iter()
+                            .map(|p| json!({"path": p, "change": "modified"}))
+                            .collect();
+                    }
+                    _ => {
+                        v["path"] = json!(path);
+                        if matches!(action, "plan-destroy" | "destroy") {
+                            v["source_ref"] = json!("0123456789abcdef0123456789abcdef01234567");
+                        }
+                        if action == "update-variable" {
+                            v["variable"] = json!(variable);
+                            v["value"] = json!("v1");
+                        }
                     }
                 }
-            }
-            v
-        })
+                v
+            },
+        )
 }
 
 proptest! {
@@ -194,8 +244,14 @@ fn generator_reaches_allowed_requests_too() {
     let allowed = (0..2000)
         .filter(|_| {
             let req = strategy.new_tree(&mut runner).expect("tree").current();
-            gate().evaluate(req.to_string().as_bytes()).decision.is_allowed()
+            gate()
+                .evaluate(req.to_string().as_bytes())
+                .decision
+                .is_allowed()
         })
         .count();
-    assert!(allowed > 20, "only {allowed} of 2000 generated requests were allowed");
+    assert!(
+        allowed > 20,
+        "only {allowed} of 2000 generated requests were allowed"
+    );
 }

@@ -1,6 +1,8 @@
 //! One module per subcommand; `run` dispatches.
 
+mod changes;
 mod check;
+mod units;
 
 use crate::cli::{Cli, Command};
 use std::process::ExitCode;
@@ -9,5 +11,7 @@ use std::process::ExitCode;
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Changes(args) => changes::run(args),
+        Command::Units(args) => units::run(args),
     }
 }

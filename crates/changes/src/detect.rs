@@ -1,0 +1,523 @@
+//! `deploy-runner changes`: map the diff between two commits to units, in deploy order.
+
+use crate::accounts::{AccountOrder, AccountsError};
+use crate::eval::Evaluator;
+use crate::git::{ChangedFile, FileStatus, GitError, GitRepo};
+use crate::reads::{ReadMatch, Reads};
+use crate::snapshot::Snapshot;
+use crate::units::{discover_units, evaluate_units, owning_unit, unit_of_config};
+use deploy_runner_gate::ChangeKind;
+use regex::Regex;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// Guards that apply when none are configured: the pipeline never deploys its own runner.
+pub const DEFAULT_GUARDS: [&str; 2] = [
+    r"^.+/ecs-deploy-runner(/.+)?$",
+    r"^_envcommon/mgmt/ecs-deploy-runner\.hcl$",
+];
+
+/// Top-level folders whose changes never select anything (CI configuration).
+const IGNORED_TOP_LEVEL: [&str; 2] = [".github/", "_ci/"];
+
+/// The reason given for units selected only through reads that could not be resolved.
+pub const UNRESOLVED_REASON: &str = "unresolved";
+
+/// Settings of a detection run.
+#[derive(Debug, Clone)]
+pub struct DetectOptions {
+    /// Also select units that depend on selected units, transitively.
+    pub with_dependents: bool,
+    /// Units matching any of these (or reached only through files matching them) are skipped.
+    pub guards: Vec<Regex>,
+    /// Deploy order; `None` reads `accounts.json` at the head commit.
+    pub accounts: Option<AccountOrder>,
+}
+
+impl Default for DetectOptions {
+    fn default() -> DetectOptions {
+        DetectOptions {
+            with_dependents: false,
+            guards: DEFAULT_GUARDS
+                .iter()
+                .filter_map(|g| Regex::new(g).ok())
+                .collect(),
+            accounts: None,
+        }
+    }
+}
+
+/// A unit to plan or apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SelectedUnit {
+    /// Repo-relative unit directory.
+    pub path: String,
+    /// Its strongest change.
+    pub change: ChangeKind,
+    /// The unit path's first segment.
+    pub account: String,
+    /// The account's deploy order.
+    pub deploy_order: u64,
+    /// The changed files (or `unresolved`) that selected it.
+    pub reasons: Vec<String>,
+}
+
+/// A unit that would have been selected but is guarded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedUnit {
+    /// Repo-relative unit directory.
+    pub path: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// The answer of `deploy-runner changes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeReport {
+    /// The base commit (full SHA).
+    pub base: String,
+    /// The head commit (full SHA).
+    pub head: String,
+    /// Selected units in deploy order.
+    pub units: Vec<SelectedUnit>,
+    /// Guarded units.
+    pub skipped: Vec<SkippedUnit>,
+    /// Things the user should know (unresolved reads, parse errors, escapes).
+    pub warnings: Vec<String>,
+}
+
+/// Why detection could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// Git failed (not a repo, unknown revision, ...).
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// `accounts.json` is missing or invalid.
+    #[error(transparent)]
+    Accounts(#[from] AccountsError),
+    /// Selected units sit in accounts that `accounts.json` does not list.
+    #[error("units in accounts missing from accounts.json: {0}")]
+    UnknownAccounts(String),
+    /// The dependency graph has a cycle, so there is no deploy order.
+    #[error("dependency cycle: {0}")]
+    Cycle(String),
+}
+
+/// Detects the units changed between `base` and `head` in `repo`.
+pub fn detect_changes(
+    repo: &GitRepo,
+    base: &str,
+    head: &str,
+    options: &DetectOptions,
+) -> Result<ChangeReport, DetectError> {
+    let base = repo.resolve_commit(base)?;
+    let head = repo.resolve_commit(head)?;
+    let changed = repo.changed_files(&base, &head)?;
+    let head_snapshot = Arc::new(repo.snapshot(&head)?);
+    let accounts = match &options.accounts {
+        Some(accounts) => accounts.clone(),
+        None => match head_snapshot.read("accounts.json") {
+            Ok(Some(bytes)) => AccountOrder::parse(&bytes, "accounts.json")?,
+            _ => return Err(AccountsError::Missing(format!("accounts.json at {head}")).into()),
+        },
+    };
+    let needs_base = changed.iter().any(|f| f.status != FileStatus::Added);
+    let base_snapshot = if needs_base {
+        Arc::new(repo.snapshot(&base)?)
+    } else {
+        Arc::new(Snapshot::new(
+            HashMap::new(),
+            Box::new(crate::snapshot::MemorySource::default()),
+        ))
+    };
+    let mut report = detect(&base_snapshot, &head_snapshot, &changed, &accounts, options)?;
+    report.base = base;
+    report.head = head;
+    Ok(report)
+}
+
+/// Selection state of one unit while detecting.
+#[derive(Debug, Default)]
+struct Candidate {
+    change: Option<ChangeKind>,
+    reasons: BTreeSet<String>,
+}
+
+impl Candidate {
+    /// Records a change, keeping the strongest: deleted > added > modified > affected > dependent.
+    fn select(&mut self, change: ChangeKind, reason: Option<&str>) {
+        if self
+            .change
+            .is_none_or(|current| strength(change) > strength(current))
+        {
+            self.change = Some(change);
+        }
+        if let Some(reason) = reason {
+            self.reasons.insert(reason.to_owned());
+        }
+    }
+}
+
+fn strength(change: ChangeKind) -> u8 {
+    match change {
+        ChangeKind::Deleted => 5,
+        ChangeKind::Added => 4,
+        ChangeKind::Modified => 3,
+        ChangeKind::Affected => 2,
+        ChangeKind::Dependent => 1,
+    }
+}
+
+/// The pure core of detection over two snapshots and the list of changed files.
+pub fn detect(
+    base: &Arc<Snapshot>,
+    head: &Arc<Snapshot>,
+    changed: &[ChangedFile],
+    accounts: &AccountOrder,
+    options: &DetectOptions,
+) -> Result<ChangeReport, DetectError> {
+    let changed: Vec<&ChangedFile> = changed
+        .iter()
+        .filter(|f| !IGNORED_TOP_LEVEL.iter().any(|dir| f.path.starts_with(dir)))
+        .collect();
+    let head_units = discover_units(head);
+    let base_units = discover_units(base);
+    let head_dirs: BTreeSet<String> = head_units.keys().cloned().collect();
+    let base_dirs: BTreeSet<String> = base_units.keys().cloned().collect();
+    let deleted_dirs: BTreeSet<String> = base_dirs.difference(&head_dirs).cloned().collect();
+    let all_dirs: BTreeSet<String> = head_dirs.union(&base_dirs).cloned().collect();
+
+    let mut candidates: BTreeMap<String, Candidate> = BTreeMap::new();
+    // Files a unit owns select it directly.
+    for file in &changed {
+        if let Some(dir) = unit_of_config(&file.path) {
+            let change = match (head_dirs.contains(dir), base_dirs.contains(dir)) {
+                (true, false) => ChangeKind::Added,
+                (false, true) => ChangeKind::Deleted,
+                _ => ChangeKind::Modified,
+            };
+            candidates
+                .entry(dir.to_owned())
+                .or_default()
+                .select(change, Some(&file.path));
+        } else if let Some(owner) = owning_unit(&all_dirs, &file.path) {
+            let change = if deleted_dirs.contains(owner) {
+                ChangeKind::Deleted
+            } else {
+                ChangeKind::Modified
+            };
+            candidates
+                .entry(owner.clone())
+                .or_default()
+                .select(change, Some(&file.path));
+        }
+    }
+
+    // Reads select the units that read a changed file.
+    let mut warnings = BTreeSet::new();
+    let head_reads = if changed.is_empty() {
+        BTreeMap::new()
+    } else {
+        evaluate_units(&Evaluator::new(head.clone()), &head_units)
+    };
+    for (dir, reads) in &head_reads {
+        let matcher = reads.matcher();
+        for file in &changed {
+            if owning_unit(&all_dirs, &file.path) == Some(dir) {
+                continue;
+            }
+            let in_other_unit = owning_unit(&all_dirs, &file.path).is_some();
+            match matcher.reads(&file.path, in_other_unit) {
+                Some(ReadMatch::Read) => candidates
+                    .entry(dir.clone())
+                    .or_default()
+                    .select(ChangeKind::Affected, Some(&file.path)),
+                Some(ReadMatch::Unresolved(detail)) => {
+                    warnings.insert(format!(
+                        "{dir}: selected as affected because an unresolved read ({detail}) could read {}",
+                        file.path
+                    ));
+                    let candidate = candidates.entry(dir.clone()).or_default();
+                    candidate.select(ChangeKind::Affected, Some(&file.path));
+                    candidate.reasons.insert(UNRESOLVED_REASON.to_owned());
+                }
+                None => {}
+            }
+        }
+        if reads
+            .warnings
+            .iter()
+            .any(|w| w.contains("cannot be parsed"))
+        {
+            warnings.extend(
+                reads
+                    .warnings
+                    .iter()
+                    .filter(|w| w.contains("cannot be parsed"))
+                    .cloned(),
+            );
+        }
+    }
+    let deleted_units: BTreeMap<String, String> = base_units
+        .into_iter()
+        .filter(|(dir, _)| candidates.get(dir).and_then(|c| c.change) == Some(ChangeKind::Deleted))
+        .collect();
+    let deleted_reads = evaluate_units(&Evaluator::new(base.clone()), &deleted_units);
+
+    let graph = DependencyGraph::new(head_reads.iter().chain(deleted_reads.iter()));
+    if let Some(cycle) = graph.find_cycle() {
+        return Err(DetectError::Cycle(cycle.join(" -> ")));
+    }
+    if options.with_dependents {
+        let seeds: Vec<String> = candidates
+            .iter()
+            .filter(|(_, c)| c.change.is_some())
+            .map(|(d, _)| d.clone())
+            .collect();
+        for (dependent, via) in graph.dependents_of(&seeds) {
+            candidates
+                .entry(dependent)
+                .or_default()
+                .select(ChangeKind::Dependent, Some(&via));
+        }
+    }
+
+    let mut units = Vec::new();
+    let mut skipped = Vec::new();
+    let mut unknown_accounts = Vec::new();
+    for (dir, candidate) in candidates {
+        let Some(change) = candidate.change else {
+            continue;
+        };
+        let guarded_path = options.guards.iter().any(|g| g.is_match(&dir));
+        let reached_only_through_guarded = !candidate.reasons.is_empty()
+            && candidate
+                .reasons
+                .iter()
+                .all(|r| r == UNRESOLVED_REASON || options.guards.iter().any(|g| g.is_match(r)));
+        if guarded_path || (change == ChangeKind::Affected && reached_only_through_guarded) {
+            skipped.push(SkippedUnit {
+                path: dir,
+                reason: "self-update-guard".to_owned(),
+            });
+            continue;
+        }
+        let reads = head_reads.get(&dir).or_else(|| deleted_reads.get(&dir));
+        if let Some(reads) = reads {
+            warnings.extend(reads.warnings.iter().cloned());
+        }
+        let account = dir.split('/').next().unwrap_or_default().to_owned();
+        let Some(deploy_order) = accounts.order(&account) else {
+            unknown_accounts.push(format!("{dir} (account {account:?})"));
+            continue;
+        };
+        units.push(SelectedUnit {
+            path: dir,
+            change,
+            account,
+            deploy_order,
+            reasons: candidate.reasons.into_iter().collect(),
+        });
+    }
+    if !unknown_accounts.is_empty() {
+        return Err(DetectError::UnknownAccounts(unknown_accounts.join(", ")));
+    }
+    let levels = graph.levels();
+    units.sort_by(|a, b| {
+        let key = |u: &SelectedUnit| {
+            let deleted = u.change == ChangeKind::Deleted;
+            let level = levels.get(&u.path).copied().unwrap_or(0) as i64;
+            (
+                u.deploy_order,
+                u.account.clone(),
+                deleted,
+                if deleted { -level } else { level },
+            )
+        };
+        key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path))
+    });
+    Ok(ChangeReport {
+        base: String::new(),
+        head: String::new(),
+        units,
+        skipped,
+        warnings: warnings.into_iter().collect(),
+    })
+}
+
+/// Unit -> the units it depends on.
+pub struct DependencyGraph {
+    edges: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl DependencyGraph {
+    /// Builds the graph from each unit's reads; edges to directories that are not units are kept (harmless).
+    pub fn new<'a>(reads: impl Iterator<Item = (&'a String, &'a Reads)>) -> DependencyGraph {
+        DependencyGraph {
+            edges: reads
+                .map(|(dir, r)| (dir.clone(), r.dependencies.clone()))
+                .collect(),
+        }
+    }
+
+    /// A cycle, as the list of units around it (first repeated at the end), if there is one.
+    pub fn find_cycle(&self) -> Option<Vec<String>> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            Visiting,
+            Done,
+        }
+        let mut marks: HashMap<&str, Mark> = HashMap::new();
+        for start in self.edges.keys() {
+            if marks.contains_key(start.as_str()) {
+                continue;
+            }
+            // Iterative DFS: (node, next child index); the stack is the current path.
+            let mut stack: Vec<(&str, Vec<&str>)> = vec![(start, self.children(start))];
+            marks.insert(start, Mark::Visiting);
+            while let Some((node, children)) = stack.last_mut() {
+                let node = *node;
+                match children.pop() {
+                    Some(child) => match marks.get(child) {
+                        Some(Mark::Visiting) => {
+                            let from = stack.iter().position(|(n, _)| *n == child).unwrap_or(0);
+                            let mut cycle: Vec<String> =
+                                stack[from..].iter().map(|(n, _)| (*n).to_owned()).collect();
+                            cycle.push(child.to_owned());
+                            return Some(cycle);
+                        }
+                        Some(Mark::Done) => {}
+                        None => {
+                            marks.insert(child, Mark::Visiting);
+                            stack.push((child, self.children(child)));
+                        }
+                    },
+                    None => {
+                        marks.insert(node, Mark::Done);
+                        stack.pop();
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn children(&self, node: &str) -> Vec<&str> {
+        let mut children: Vec<&str> = self
+            .edges
+            .get(node)
+            .map(|s| s.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        children.reverse();
+        children
+    }
+
+    /// Each unit's depth: 0 with no dependencies, else one more than its deepest dependency. Requires no cycle.
+    pub fn levels(&self) -> HashMap<String, usize> {
+        let mut levels: HashMap<String, usize> = HashMap::new();
+        for start in self.edges.keys() {
+            let mut stack = vec![(start.as_str(), false)];
+            while let Some((node, expanded)) = stack.pop() {
+                if levels.contains_key(node) {
+                    continue;
+                }
+                let children = self.children(node);
+                if expanded || children.is_empty() {
+                    let level = children
+                        .iter()
+                        .map(|c| levels.get(*c).map_or(1, |l| l + 1))
+                        .max()
+                        .unwrap_or(0);
+                    levels.insert(node.to_owned(), level);
+                } else {
+                    stack.push((node, true));
+                    stack.extend(
+                        children
+                            .into_iter()
+                            .filter(|c| !levels.contains_key(*c))
+                            .map(|c| (c, false)),
+                    );
+                }
+            }
+        }
+        levels
+    }
+
+    /// Every unit that depends on one of `seeds`, transitively, with the seed-side unit it was reached through.
+    pub fn dependents_of(&self, seeds: &[String]) -> Vec<(String, String)> {
+        let mut reverse: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (unit, deps) in &self.edges {
+            for dep in deps {
+                reverse.entry(dep.as_str()).or_default().push(unit.as_str());
+            }
+        }
+        let mut seen: BTreeSet<&str> = seeds.iter().map(String::as_str).collect();
+        let mut queue: Vec<&str> = seeds.iter().map(String::as_str).collect();
+        let mut found = Vec::new();
+        while let Some(unit) = queue.pop() {
+            for dependent in reverse.get(unit).into_iter().flatten() {
+                if seen.insert(dependent) {
+                    found.push(((*dependent).to_owned(), unit.to_owned()));
+                    queue.push(dependent);
+                }
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(edges: &[(&str, &[&str])]) -> DependencyGraph {
+        DependencyGraph {
+            edges: edges
+                .iter()
+                .map(|(u, d)| ((*u).to_owned(), d.iter().map(|s| (*s).to_owned()).collect()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn levels_put_dependencies_first() {
+        let g = graph(&[
+            ("vpc", &[]),
+            ("db", &["vpc"]),
+            ("app", &["db", "vpc"]),
+            ("lone", &[]),
+        ]);
+        let levels = g.levels();
+        assert_eq!(
+            (levels["vpc"], levels["db"], levels["app"], levels["lone"]),
+            (0, 1, 2, 0)
+        );
+        assert_eq!(g.find_cycle(), None);
+    }
+
+    #[test]
+    fn cycles_are_named() {
+        let g = graph(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"]), ("d", &["a"])]);
+        let cycle = g.find_cycle().expect("cycle");
+        assert_eq!(cycle.first(), cycle.last());
+        assert_eq!(cycle.len(), 4, "{cycle:?}");
+    }
+
+    #[test]
+    fn dependents_are_transitive() {
+        let g = graph(&[
+            ("vpc", &[]),
+            ("db", &["vpc"]),
+            ("app", &["db"]),
+            ("other", &[]),
+        ]);
+        let mut found: Vec<String> = g
+            .dependents_of(&["vpc".to_owned()])
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        found.sort();
+        assert_eq!(found, ["app", "db"]);
+    }
+}

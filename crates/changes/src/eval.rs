@@ -1,0 +1,609 @@
+//! Static evaluation of terragrunt configs: which files does a unit read?
+//!
+//! Expressions are evaluated with `hcl-rs`'s evaluator. Terragrunt's functions need to know where they are
+//! evaluated (the unit's directory, the included file, ...), but `hcl-rs` functions are plain `fn` pointers, so that
+//! context lives in a thread-local [`State`] that [`Evaluator::evaluate_unit`] sets up for the duration of one
+//! unit. Each worker thread evaluates its own units; shared caches (parsed files, `read_terragrunt_config` results)
+//! sit behind mutexes in [`Shared`].
+//!
+//! Nothing is ever executed: `run_cmd` is a function that always fails. An expression that can't be evaluated
+//! only matters if it decides a read; then the read is recorded as [`Unresolved`] with whatever path prefix is
+//! known, and detection fails closed on it.
+
+use crate::functions;
+use crate::parsed::{parse_config, walk, ParsedConfig, READ_FUNCTIONS};
+use crate::reads::{Reads, Unresolved};
+use crate::snapshot::{self, Snapshot};
+use hcl::eval::{Context, Evaluate};
+use hcl::expr::Expression;
+use hcl::template::{Element, Template};
+use hcl::{Map, Value};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How deep includes and `read_terragrunt_config` may nest before evaluation gives up (cycles end here).
+const MAX_NESTING: usize = 16;
+
+/// Caches shared by every unit evaluated against one snapshot.
+pub struct Shared {
+    /// The tree being evaluated.
+    pub snapshot: Arc<Snapshot>,
+    parsed: Mutex<HashMap<String, Arc<Result<ParsedConfig, String>>>>,
+    read_configs: Mutex<HashMap<String, Arc<ReadConfigResult>>>,
+}
+
+/// The result of `read_terragrunt_config(path)`, shared by every unit that reads `path`.
+struct ReadConfigResult {
+    value: Result<Value, String>,
+    reads: Reads,
+}
+
+/// Where the expression being evaluated sits.
+#[derive(Debug, Clone)]
+pub(crate) struct Frame {
+    /// `get_terragrunt_dir()`: the unit, or the file read by `read_terragrunt_config` (repo-relative).
+    pub terragrunt_dir: String,
+    /// `get_original_terragrunt_dir()`: the unit evaluation started from.
+    pub original_dir: String,
+    /// The directory of the included file being evaluated, or of the unit's first include.
+    pub include_dir: Option<String>,
+    /// The unit's includes, by name, for `path_relative_to_include("name")`.
+    pub includes: Vec<(String, String)>,
+}
+
+/// The evaluation state of the current thread.
+pub(crate) struct State {
+    pub shared: Arc<Shared>,
+    pub frames: Vec<Frame>,
+    pub reads: Reads,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's evaluation state. Only called from functions invoked during an evaluation.
+pub(crate) fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Result<R, String> {
+    STATE.with(|cell| match cell.borrow_mut().as_mut() {
+        Some(state) => Ok(f(state)),
+        None => Err("terragrunt function called outside an evaluation".to_owned()),
+    })
+}
+
+/// The current frame (a copy; frames are small).
+pub(crate) fn current_frame() -> Result<Frame, String> {
+    with_state(|s| s.frames.last().cloned())?.ok_or_else(|| "no evaluation frame".to_owned())
+}
+
+/// Evaluates units of one snapshot.
+#[derive(Clone)]
+pub struct Evaluator {
+    shared: Arc<Shared>,
+}
+
+/// Which role a config plays, which decides what in it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The unit's own `terragrunt.hcl`.
+    Unit,
+    /// A file included by the unit (evaluated in the unit's context).
+    Include,
+    /// A file read with `read_terragrunt_config` (evaluated in its own directory).
+    ReadConfig,
+}
+
+impl Evaluator {
+    /// An evaluator over `snapshot`.
+    pub fn new(snapshot: Arc<Snapshot>) -> Evaluator {
+        Evaluator {
+            shared: Arc::new(Shared {
+                snapshot,
+                parsed: Mutex::new(HashMap::new()),
+                read_configs: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The snapshot evaluated.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.shared.snapshot
+    }
+
+    /// Everything the unit at `unit_dir` (config file `config_file`) reads, and its dependencies.
+    pub fn evaluate_unit(&self, unit_dir: &str, config_file: &str) -> Reads {
+        let frame = Frame {
+            terragrunt_dir: unit_dir.to_owned(),
+            original_dir: unit_dir.to_owned(),
+            include_dir: None,
+            includes: Vec::new(),
+        };
+        STATE.with(|cell| {
+            *cell.borrow_mut() = Some(State {
+                shared: self.shared.clone(),
+                frames: vec![frame],
+                reads: Reads::default(),
+            })
+        });
+        record_read(config_file);
+        match parsed(&self.shared, config_file) {
+            Ok(config) => {
+                evaluate_config(&config, Role::Unit);
+            }
+            Err(message) => {
+                let _ = with_state(|s| {
+                    s.reads
+                        .warnings
+                        .push(format!("{config_file}: cannot be parsed: {message}"));
+                    s.reads.unresolved.push(Unresolved {
+                        prefix: None,
+                        detail: format!("{config_file} cannot be parsed"),
+                    });
+                });
+            }
+        }
+        STATE
+            .with(|cell| cell.borrow_mut().take())
+            .map(|s| s.reads)
+            .unwrap_or_default()
+    }
+}
+
+/// Parses `path` once per snapshot.
+fn parsed(shared: &Shared, path: &str) -> Result<Arc<ParsedConfig>, String> {
+    if let Some(hit) = lock(&shared.parsed).get(path).cloned() {
+        return hit.as_ref().clone().map(Arc::new);
+    }
+    let result = match shared.snapshot.read(path) {
+        Ok(Some(bytes)) => match String::from_utf8(bytes) {
+            Ok(text) => parse_config(path, &text),
+            Err(_) => Err("not valid UTF-8".to_owned()),
+        },
+        Ok(None) => Err("no such file".to_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    let result = Arc::new(result);
+    lock(&shared.parsed).insert(path.to_owned(), result.clone());
+    result.as_ref().clone().map(Arc::new)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves only a cache behind; its contents are still valid.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Records that the current unit reads (or probes) `path` (repo-relative), and the real path behind symlinks.
+pub(crate) fn record_read(path: &str) {
+    let _ = with_state(|s| {
+        s.reads.files.insert(path.to_owned());
+        match s.shared.snapshot.resolve(path) {
+            Ok(real) if real != path => {
+                s.reads.files.insert(real);
+            }
+            Ok(_) => {}
+            Err(e) => s.reads.warnings.push(format!("{}: {e}", frame_unit(s))),
+        }
+    });
+}
+
+fn frame_unit(state: &State) -> String {
+    state
+        .frames
+        .first()
+        .map(|f| f.original_dir.clone())
+        .unwrap_or_default()
+}
+
+/// Turns a path argument into a repo-relative path, resolving relative paths from the terragrunt dir.
+/// A path outside the repo is an error (and a warning): it can't be a changed file and is never read.
+pub(crate) fn repo_path(path: &str) -> Result<String, String> {
+    let frame = current_frame()?;
+    let absolute = snapshot::join(&snapshot::to_absolute(&frame.terragrunt_dir), path);
+    snapshot::to_repo_relative(&absolute).ok_or_else(|| {
+        let message = format!(
+            "{}: path {path:?} points outside the repository; not read",
+            frame.original_dir
+        );
+        let _ = with_state(|s| s.reads.warnings.push(message.clone()));
+        message
+    })
+}
+
+/// Evaluates `read_terragrunt_config` of the repo-relative `path` (cached per path).
+pub(crate) fn read_config(path: &str) -> Result<Value, String> {
+    let shared = with_state(|s| s.shared.clone())?;
+    let cached = lock(&shared.read_configs).get(path).cloned();
+    let result = match cached {
+        Some(hit) => hit,
+        None => {
+            let config = parsed(&shared, path);
+            let uses_original_dir = config
+                .as_ref()
+                .is_ok_and(|c| c.functions.contains("get_original_terragrunt_dir"));
+            let result = Arc::new(evaluate_read_config(path, config)?);
+            if !uses_original_dir {
+                lock(&shared.read_configs).insert(path.to_owned(), result.clone());
+            }
+            result
+        }
+    };
+    with_state(|s| s.reads.merge(&result.reads))?;
+    result.value.clone()
+}
+
+fn evaluate_read_config(
+    path: &str,
+    config: Result<Arc<ParsedConfig>, String>,
+) -> Result<ReadConfigResult, String> {
+    let config = config.map_err(|e| format!("{path}: {e}"))?;
+    let saved = with_state(|s| {
+        if s.frames.len() >= MAX_NESTING {
+            return Err(format!(
+                "{path}: configs nest more than {MAX_NESTING} deep (a cycle?)"
+            ));
+        }
+        let original_dir = s
+            .frames
+            .last()
+            .map(|f| f.original_dir.clone())
+            .unwrap_or_default();
+        s.frames.push(Frame {
+            terragrunt_dir: snapshot::parent(path).to_owned(),
+            original_dir,
+            include_dir: None,
+            includes: Vec::new(),
+        });
+        Ok(std::mem::take(&mut s.reads))
+    })??;
+    let value = evaluate_config(&config, Role::ReadConfig);
+    let reads = with_state(|s| {
+        s.frames.pop();
+        std::mem::replace(&mut s.reads, saved)
+    })?;
+    Ok(ReadConfigResult {
+        value: Ok(value),
+        reads,
+    })
+}
+
+/// An expression evaluator for one config: its functions, and the `local`/`include` variables so far.
+struct Scope {
+    ctx: Context<'static>,
+    locals: Map<String, Value>,
+    include: Map<String, Value>,
+    rewrite_try: bool,
+}
+
+impl Scope {
+    fn new(config: &ParsedConfig) -> Scope {
+        let mut ctx = Context::new();
+        for name in &config.functions {
+            if let Some(def) = functions::definition(name) {
+                ctx.declare_func(name.as_str(), def);
+            }
+        }
+        let rewrite_try = config.functions.contains("try") || config.functions.contains("can");
+        let mut scope = Scope {
+            ctx,
+            locals: Map::new(),
+            include: Map::new(),
+            rewrite_try,
+        };
+        scope.sync_vars();
+        scope
+    }
+
+    fn sync_vars(&mut self) {
+        self.ctx
+            .declare_var("local", Value::Object(self.locals.clone()));
+        self.ctx
+            .declare_var("include", Value::Object(self.include.clone()));
+    }
+
+    fn eval(&self, expr: &Expression) -> Result<Value, String> {
+        if self.rewrite_try {
+            let rewritten = functions::resolve_try_and_can(expr, &self.ctx);
+            return rewritten.evaluate(&self.ctx).map_err(|e| e.to_string());
+        }
+        expr.evaluate(&self.ctx).map_err(|e| e.to_string())
+    }
+
+    fn eval_string(&self, expr: &Expression) -> Result<String, String> {
+        match self.eval(expr)? {
+            Value::String(s) => Ok(s),
+            other => Err(format!("expected a string, got {other}")),
+        }
+    }
+
+    /// Evaluates locals until no more resolve; returns the ones that failed, with why.
+    fn resolve_locals(
+        &mut self,
+        pending: Vec<(String, Expression)>,
+    ) -> Vec<(String, Expression, String)> {
+        let mut pending: Vec<(String, Expression, String)> = pending
+            .into_iter()
+            .map(|(n, e)| (n, e, String::new()))
+            .collect();
+        loop {
+            let mut progressed = false;
+            let mut still = Vec::new();
+            for (name, expr, _) in pending {
+                match self.eval(&expr) {
+                    Ok(value) => {
+                        self.locals.insert(name, value);
+                        self.sync_vars();
+                        progressed = true;
+                    }
+                    Err(why) => still.push((name, expr, why)),
+                }
+            }
+            pending = still;
+            if !progressed || pending.is_empty() {
+                return pending;
+            }
+        }
+    }
+
+    /// A failed expression may have decided reads: find its read calls and record what can be known of each.
+    fn fail_closed(&self, expr: &Expression) {
+        walk(expr, &mut |e| {
+            let Expression::FuncCall(call) = e else {
+                return;
+            };
+            let name = call.name.name.as_str();
+            if !READ_FUNCTIONS.contains(&name) {
+                return;
+            }
+            match call.args.first().map(|a| self.eval(a)) {
+                // The argument is known: evaluating the call records the read, whatever the call then returns.
+                Some(Ok(_)) => {
+                    let _ = self.eval(e);
+                }
+                Some(Err(arg_why)) => {
+                    self.unresolved(call.args.first(), &format!("{name}(...): {arg_why}"))
+                }
+                None => {}
+            }
+        });
+    }
+
+    /// Records an unresolved read whose path is `expr`, with the longest literal prefix that can be evaluated.
+    fn unresolved(&self, expr: Option<&Expression>, detail: &str) {
+        let prefix = expr.and_then(|e| self.known_prefix(e));
+        let _ = with_state(|s| {
+            let unit = frame_unit(s);
+            let scope = prefix
+                .as_deref()
+                .map_or("any file outside other units".to_owned(), |p| {
+                    format!("files under {p:?}")
+                });
+            s.reads.warnings.push(format!(
+                "{unit}: cannot resolve a read ({detail}); assuming it reads {scope}"
+            ));
+            s.reads.unresolved.push(Unresolved {
+                prefix,
+                detail: detail.to_owned(),
+            });
+        });
+    }
+
+    /// The repo-relative prefix shared by every value `expr` could take, when a template starts with one.
+    fn known_prefix(&self, expr: &Expression) -> Option<String> {
+        let Expression::TemplateExpr(template) = expr else {
+            return None;
+        };
+        let parsed = Template::from_expr(template).ok()?;
+        let mut known = String::new();
+        for element in parsed.elements() {
+            match element {
+                Element::Literal(text) => known.push_str(text),
+                Element::Interpolation(i) => match self.eval(&i.expr) {
+                    Ok(Value::String(s)) => known.push_str(&s),
+                    Ok(Value::Number(n)) => known.push_str(&n.to_string()),
+                    _ => break,
+                },
+                Element::Directive(_) => break,
+            }
+        }
+        if known.is_empty() {
+            return None;
+        }
+        // Keep only whole directories: "src/foo-" can only say "src/".
+        let directory = match known.rfind('/') {
+            Some(i) => &known[..=i],
+            None => "",
+        };
+        let frame = current_frame().ok()?;
+        let absolute = snapshot::join(&snapshot::to_absolute(&frame.terragrunt_dir), directory);
+        let relative = snapshot::to_repo_relative(&absolute)?;
+        Some(if relative.is_empty() {
+            String::new()
+        } else {
+            format!("{relative}/")
+        })
+    }
+}
+
+/// Evaluates one config in the current frame; returns what `read_terragrunt_config` or an include exposes.
+fn evaluate_config(config: &ParsedConfig, role: Role) -> Value {
+    let mut scope = Scope::new(config);
+    let mut failed_locals = scope.resolve_locals(config.locals.clone());
+
+    if role != Role::ReadConfig && !config.includes.is_empty() {
+        evaluate_includes(config, &mut scope);
+        let retry = failed_locals.into_iter().map(|(n, e, _)| (n, e)).collect();
+        failed_locals = scope.resolve_locals(retry);
+    }
+    for (_, expr, _) in &failed_locals {
+        scope.fail_closed(expr);
+    }
+
+    let mut exposed = Map::new();
+    exposed.insert("locals".to_owned(), Value::Object(scope.locals.clone()));
+    for (key, expr) in &config.top_level {
+        match scope.eval(expr) {
+            Ok(value) => {
+                exposed.insert(key.clone(), value);
+            }
+            Err(_) => scope.fail_closed(expr),
+        }
+    }
+    for expr in &config.nested_reads {
+        if scope.eval(expr).is_err() {
+            scope.fail_closed(expr);
+        }
+    }
+    if role != Role::ReadConfig {
+        if let Some(source) = &config.terraform_source {
+            evaluate_source(&scope, source);
+        }
+        for expr in &config.dependency_paths {
+            evaluate_dependency_paths(&scope, expr);
+        }
+    }
+    Value::Object(exposed)
+}
+
+fn evaluate_includes(config: &ParsedConfig, scope: &mut Scope) {
+    let Ok(shared) = with_state(|s| s.shared.clone()) else {
+        return;
+    };
+    for include in &config.includes {
+        let path = match scope.eval_string(&include.path).and_then(|p| repo_path(&p)) {
+            Ok(path) => path,
+            Err(why) => {
+                scope.unresolved(
+                    Some(&include.path),
+                    &format!("include {:?} path: {why}", include.name),
+                );
+                continue;
+            }
+        };
+        record_read(&path);
+        let include_dir = snapshot::parent(&path).to_owned();
+        let nesting = with_state(|s| {
+            let mut frame = s.frames.last().cloned()?;
+            if s.frames.len() >= MAX_NESTING {
+                return None;
+            }
+            frame.include_dir = Some(include_dir.clone());
+            s.frames.push(frame);
+            Some(())
+        });
+        if !matches!(nesting, Ok(Some(()))) {
+            scope.unresolved(
+                None,
+                &format!("include {path}: includes nest more than {MAX_NESTING} deep"),
+            );
+            continue;
+        }
+        let exposed = match parsed(&shared, &path) {
+            Ok(included) => evaluate_config(&included, Role::Include),
+            Err(why) => {
+                scope.unresolved(None, &format!("included {path} cannot be parsed: {why}"));
+                Value::Null
+            }
+        };
+        let _ = with_state(|s| {
+            s.frames.pop();
+            if let Some(frame) = s.frames.last_mut() {
+                frame
+                    .includes
+                    .push((include.name.clone(), include_dir.clone()));
+                frame.include_dir.get_or_insert(include_dir.clone());
+            }
+        });
+        scope.include.insert(include.name.clone(), exposed);
+    }
+    scope.sync_vars();
+}
+
+/// A local `terraform { source }` makes every module file under it a read.
+fn evaluate_source(scope: &Scope, source: &Expression) {
+    let value = match scope.eval_string(source) {
+        Ok(value) => value,
+        Err(why) => {
+            // Only a local source is a read; a template that starts like a URL can't be one.
+            let literal_text: String = match source {
+                Expression::TemplateExpr(t) => Template::from_expr(t)
+                    .map(|t| {
+                        t.elements()
+                            .iter()
+                            .filter_map(|e| {
+                                if let Element::Literal(l) = e {
+                                    Some(l.as_str())
+                                } else {
+                                    None
+                                }
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            let looks_remote = literal_text.contains("::") || literal_text.contains("://");
+            if !looks_remote {
+                scope.unresolved(Some(source), &format!("terraform.source: {why}"));
+            }
+            return;
+        }
+    };
+    if value.contains("::")
+        || value.contains("://")
+        || !(value.starts_with('.') || value.starts_with('/'))
+    {
+        return; // git::, tfr://, registry and other remote sources
+    }
+    let local = value.split('?').next().unwrap_or_default();
+    // `../modules//vpc` copies the whole `../modules` tree; everything in it is read.
+    let root = local.split_once("//").map_or(local, |(root, _)| root);
+    if let Ok(dir) = repo_path(root) {
+        let _ = with_state(|s| s.reads.source_dirs.insert(dir));
+    }
+}
+
+fn evaluate_dependency_paths(scope: &Scope, expr: &Expression) {
+    let paths = match scope.eval(expr) {
+        Ok(Value::String(p)) => vec![p],
+        Ok(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Ok(other) => {
+            let _ = with_state(|s| {
+                s.reads.warnings.push(format!(
+                    "{}: dependency path is {other}, not a path",
+                    frame_unit(s)
+                ))
+            });
+            return;
+        }
+        Err(why) => {
+            let _ = with_state(|s| {
+                s.reads.warnings.push(format!(
+                    "{}: cannot resolve a dependency path ({why}); its dependents may be missed",
+                    frame_unit(s)
+                ))
+            });
+            return;
+        }
+    };
+    for path in paths {
+        // Dependency paths resolve from the unit, even when written in an included file.
+        let resolved = current_frame().ok().and_then(|frame| {
+            let absolute = snapshot::join(&snapshot::to_absolute(&frame.original_dir), &path);
+            snapshot::to_repo_relative(&absolute)
+        });
+        let _ = with_state(|s| match resolved {
+            Some(dir) => {
+                s.reads.dependencies.insert(dir);
+            }
+            None => s.reads.warnings.push(format!(
+                "{}: dependency {path:?} points outside the repository",
+                frame_unit(s)
+            )),
+        });
+    }
+}

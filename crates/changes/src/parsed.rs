@@ -1,0 +1,404 @@
+//! A terragrunt config parsed once and indexed by what detection needs: locals, includes, dependency paths,
+//! the terraform source and every other expression that might read a file.
+
+use hcl::expr::{Expression, TemplateExpr};
+use hcl::template::{Element, Template};
+use hcl::{Block, Body, Structure};
+use std::collections::HashSet;
+
+/// Functions whose first argument is a path that the config reads (or probes).
+pub const READ_FUNCTIONS: [&str; 9] = [
+    "read_terragrunt_config",
+    "read_tfvars_file",
+    "sops_decrypt_file",
+    "mark_as_read",
+    "mark_glob_as_read",
+    "file",
+    "templatefile",
+    "fileexists",
+    "find_in_parent_folders",
+];
+
+/// An `include` block.
+#[derive(Debug, Clone)]
+pub struct IncludeSpec {
+    /// The block label (`""` for the old unlabelled form).
+    pub name: String,
+    /// The `path` expression.
+    pub path: Expression,
+}
+
+/// A parsed config, indexed.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedConfig {
+    /// `locals { name = expr }`, in file order.
+    pub locals: Vec<(String, Expression)>,
+    /// `include` blocks.
+    pub includes: Vec<IncludeSpec>,
+    /// `dependency.config_path` and `dependencies.paths` expressions.
+    pub dependency_paths: Vec<Expression>,
+    /// `terraform { source = ... }`.
+    pub terraform_source: Option<Expression>,
+    /// Top-level attributes (`inputs`, ...), evaluated for `read_terragrunt_config` results and exposure.
+    pub top_level: Vec<(String, Expression)>,
+    /// Attributes inside other blocks that call a read function.
+    pub nested_reads: Vec<Expression>,
+    /// Every function name called anywhere in the file.
+    pub functions: HashSet<String>,
+}
+
+/// Parses config text: HCL native syntax, or the JSON flavour for `*.hcl.json`.
+pub fn parse_config(path: &str, text: &str) -> Result<ParsedConfig, String> {
+    let body = if path.ends_with(".json") {
+        json_to_body(text)?
+    } else {
+        hcl::parse(text).map_err(|e| e.to_string())?
+    };
+    Ok(index(&body))
+}
+
+fn index(body: &Body) -> ParsedConfig {
+    let mut parsed = ParsedConfig::default();
+    for structure in body.iter() {
+        match structure {
+            Structure::Attribute(attr) => {
+                collect_functions(&attr.expr, &mut parsed.functions);
+                parsed
+                    .top_level
+                    .push((attr.key.to_string(), attr.expr.clone()));
+            }
+            Structure::Block(block) => index_block(block, &mut parsed),
+        }
+    }
+    parsed
+}
+
+fn index_block(block: &Block, parsed: &mut ParsedConfig) {
+    let label = block
+        .labels
+        .first()
+        .map(|l| l.as_str().to_owned())
+        .unwrap_or_default();
+    let attrs = || block.body.attributes();
+    for attr in attrs() {
+        collect_functions(&attr.expr, &mut parsed.functions);
+    }
+    match block.identifier.as_str() {
+        "locals" => parsed
+            .locals
+            .extend(attrs().map(|a| (a.key.to_string(), a.expr.clone()))),
+        "include" => {
+            if let Some(path) = attrs().find(|a| a.key.as_str() == "path") {
+                parsed.includes.push(IncludeSpec {
+                    name: label,
+                    path: path.expr.clone(),
+                });
+            }
+        }
+        "dependency" => {
+            parsed.dependency_paths.extend(
+                attrs()
+                    .filter(|a| a.key.as_str() == "config_path")
+                    .map(|a| a.expr.clone()),
+            );
+            // mock_outputs and friends may still read files.
+            collect_nested_reads(&block.body, parsed, &["config_path"]);
+        }
+        "dependencies" => {
+            parsed.dependency_paths.extend(
+                attrs()
+                    .filter(|a| a.key.as_str() == "paths")
+                    .map(|a| a.expr.clone()),
+            );
+        }
+        "terraform" => {
+            parsed.terraform_source = attrs()
+                .find(|a| a.key.as_str() == "source")
+                .map(|a| a.expr.clone());
+            collect_nested_reads(&block.body, parsed, &["source"]);
+        }
+        _ => collect_nested_reads(&block.body, parsed, &[]),
+    }
+}
+
+/// Records attributes (at any depth) that call a read function, skipping `skip` at the top of this body.
+fn collect_nested_reads(body: &Body, parsed: &mut ParsedConfig, skip: &[&str]) {
+    for structure in body.iter() {
+        match structure {
+            Structure::Attribute(attr) if !skip.contains(&attr.key.as_str()) => {
+                let mut names = HashSet::new();
+                collect_functions(&attr.expr, &mut names);
+                if names.iter().any(|n| READ_FUNCTIONS.contains(&n.as_str())) {
+                    parsed.nested_reads.push(attr.expr.clone());
+                }
+                parsed.functions.extend(names);
+            }
+            Structure::Attribute(_) => {}
+            Structure::Block(block) => collect_nested_reads(&block.body, parsed, &[]),
+        }
+    }
+}
+
+/// Calls `visit` on every sub-expression of `expr`, including those inside string templates.
+pub fn walk(expr: &Expression, visit: &mut dyn FnMut(&Expression)) {
+    visit(expr);
+    match expr {
+        Expression::Array(items) => items.iter().for_each(|e| walk(e, visit)),
+        Expression::Object(object) => {
+            for (key, value) in object {
+                if let hcl::expr::ObjectKey::Expression(k) = key {
+                    walk(k, visit);
+                }
+                walk(value, visit);
+            }
+        }
+        Expression::TemplateExpr(template) => {
+            for e in template_interpolations(template) {
+                walk(&e, visit);
+            }
+        }
+        Expression::Traversal(t) => {
+            walk(&t.expr, visit);
+            for op in &t.operators {
+                if let hcl::expr::TraversalOperator::Index(e) = op {
+                    walk(e, visit);
+                }
+            }
+        }
+        Expression::FuncCall(call) => call.args.iter().for_each(|e| walk(e, visit)),
+        Expression::Parenthesis(e) => walk(e, visit),
+        Expression::Conditional(c) => {
+            walk(&c.cond_expr, visit);
+            walk(&c.true_expr, visit);
+            walk(&c.false_expr, visit);
+        }
+        Expression::Operation(op) => match op.as_ref() {
+            hcl::expr::Operation::Unary(u) => walk(&u.expr, visit),
+            hcl::expr::Operation::Binary(b) => {
+                walk(&b.lhs_expr, visit);
+                walk(&b.rhs_expr, visit);
+            }
+        },
+        Expression::ForExpr(f) => {
+            walk(&f.collection_expr, visit);
+            if let Some(k) = &f.key_expr {
+                walk(k, visit);
+            }
+            walk(&f.value_expr, visit);
+            if let Some(c) = &f.cond_expr {
+                walk(c, visit);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The expressions interpolated in a template, in order (including those inside directives).
+pub fn template_interpolations(template: &TemplateExpr) -> Vec<Expression> {
+    let Ok(parsed) = Template::from_expr(template) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    collect_template(parsed.elements(), &mut out);
+    out
+}
+
+fn collect_template(elements: &[Element], out: &mut Vec<Expression>) {
+    for element in elements {
+        match element {
+            Element::Literal(_) => {}
+            Element::Interpolation(i) => out.push(i.expr.clone()),
+            Element::Directive(d) => match d.as_ref() {
+                hcl::template::Directive::If(i) => {
+                    out.push(i.cond_expr.clone());
+                    collect_template(i.true_template.elements(), out);
+                    if let Some(f) = &i.false_template {
+                        collect_template(f.elements(), out);
+                    }
+                }
+                hcl::template::Directive::For(f) => {
+                    out.push(f.collection_expr.clone());
+                    collect_template(f.template.elements(), out);
+                }
+            },
+        }
+    }
+}
+
+fn collect_functions(expr: &Expression, names: &mut HashSet<String>) {
+    walk(expr, &mut |e| {
+        if let Expression::FuncCall(call) = e {
+            names.insert(call.name.name.to_string());
+        }
+    });
+}
+
+/// Converts the JSON flavour of a terragrunt config into an HCL body: known block types become blocks, strings
+/// become templates (as in HCL's JSON syntax), everything else an attribute.
+fn json_to_body(text: &str) -> Result<Body, String> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let serde_json::Value::Object(top) = value else {
+        return Err("a JSON config must be an object".into());
+    };
+    let mut hcl_text = String::new();
+    for (key, value) in &top {
+        match (key.as_str(), value) {
+            (
+                "locals" | "terraform" | "dependencies" | "remote_state",
+                serde_json::Value::Object(o),
+            ) => {
+                hcl_text.push_str(&format!("{key} {{\n{}}}\n", json_attributes(o)?));
+            }
+            ("include" | "dependency" | "generate", serde_json::Value::Object(labelled)) => {
+                for (label, inner) in labelled {
+                    let serde_json::Value::Object(inner) = inner else {
+                        return Err(format!("{key}.{label} must be an object"));
+                    };
+                    hcl_text.push_str(&format!(
+                        "{key} {} {{\n{}}}\n",
+                        json_string(label),
+                        json_attributes(inner)?
+                    ));
+                }
+            }
+            _ => hcl_text.push_str(&format!("{key} = {}\n", json_expression(value)?)),
+        }
+    }
+    hcl::parse(&hcl_text).map_err(|e| e.to_string())
+}
+
+fn json_attributes(object: &serde_json::Map<String, serde_json::Value>) -> Result<String, String> {
+    let mut out = String::new();
+    for (k, v) in object {
+        if !k
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!("{k:?} is not a valid attribute name"));
+        }
+        out.push_str(&format!("  {k} = {}\n", json_expression(v)?));
+    }
+    Ok(out)
+}
+
+fn json_expression(value: &serde_json::Value) -> Result<String, String> {
+    Ok(match value {
+        serde_json::Value::String(s) => json_string(s),
+        serde_json::Value::Array(items) => {
+            format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(json_expression)
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(", ")
+            )
+        }
+        serde_json::Value::Object(o) => {
+            let fields = o
+                .iter()
+                .map(|(k, v)| Ok(format!("{} = {}", json_string(k), json_expression(v)?)))
+                .collect::<Result<Vec<_>, String>>()?;
+            format!("{{{}}}", fields.join(", "))
+        }
+        other => other.to_string(),
+    })
+}
+
+/// A JSON string as an HCL quoted template: literal text escaped, `${...}` interpolations kept as written.
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&escape_literal(&rest[..start]));
+        let end = interpolation_end(&rest[start + 2..]).map_or(rest.len(), |e| start + 2 + e + 1);
+        out.push_str(&rest[start..end]);
+        rest = &rest[end..];
+    }
+    out.push_str(&escape_literal(rest));
+    out.push('"');
+    out
+}
+
+fn escape_literal(text: &str) -> String {
+    let quoted = serde_json::Value::String(text.to_owned()).to_string();
+    quoted[1..quoted.len() - 1].to_owned()
+}
+
+/// The index of the `}` closing an interpolation whose body starts at `body`, skipping nested braces and strings.
+fn interpolation_end(body: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        match (in_string, c) {
+            (true, _) if escaped => escaped = false,
+            (true, '\\') => escaped = true,
+            (true, '"') => in_string = false,
+            (false, '"') => in_string = true,
+            (false, '{') => depth += 1,
+            (false, '}') if depth == 0 => return Some(i),
+            (false, '}') => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_the_parts_detection_needs() {
+        let parsed = parse_config(
+            "dev/app/terragrunt.hcl",
+            r#"
+            include "root" { path = find_in_parent_folders("root.hcl") }
+            locals { env = read_terragrunt_config("env.hcl") }
+            terraform { source = "../../modules//app" }
+            dependency "vpc" {
+              config_path = "../vpc"
+              mock_outputs = { x = file("mock.json") }
+            }
+            dependencies { paths = ["../db"] }
+            generate "p" { contents = file("tpl.tf") }
+            inputs = { a = 1 }
+            "#,
+        )
+        .expect("parses");
+        assert_eq!(parsed.includes.len(), 1);
+        assert_eq!(parsed.includes[0].name, "root");
+        assert_eq!(parsed.locals.len(), 1);
+        assert_eq!(parsed.dependency_paths.len(), 2);
+        assert!(parsed.terraform_source.is_some());
+        assert_eq!(
+            parsed.nested_reads.len(),
+            2,
+            "mock_outputs and generate.contents"
+        );
+        assert_eq!(parsed.top_level.len(), 1);
+        assert!(parsed.functions.contains("find_in_parent_folders"));
+    }
+
+    #[test]
+    fn json_flavour() {
+        let parsed = parse_config(
+            "a/terragrunt.hcl.json",
+            r#"{"include": {"root": {"path": "${find_in_parent_folders(\"root.hcl\")}"}},
+                "locals": {"x": "${file(\"y.txt\")}"}, "dependency": {"vpc": {"config_path": "../vpc"}},
+                "inputs": {"a": [1, "b"]}}"#,
+        )
+        .expect("parses");
+        assert_eq!(parsed.includes.len(), 1);
+        assert_eq!(parsed.locals.len(), 1);
+        assert_eq!(parsed.dependency_paths.len(), 1);
+        assert!(parsed.functions.contains("file"));
+    }
+
+    #[test]
+    fn syntax_errors_are_errors() {
+        assert!(parse_config("x/terragrunt.hcl", "locals {").is_err());
+        assert!(parse_config("x/terragrunt.hcl.json", "{").is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! What a unit reads, and the question detection asks of it: could this changed file affect the unit?
+
+use globset::{Glob, GlobBuilder, GlobMatcher};
+use std::collections::BTreeSet;
+
+/// Extensions of files under a local `terraform { source }` directory that count as read.
+pub const MODULE_EXTENSIONS: [&str; 4] = [".tf", ".tf.json", ".hcl", ".tofu"];
+
+/// A read whose path could not be worked out statically. Detection fails closed on it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Unresolved {
+    /// The repo-relative prefix every possible path shares (`dev/app/src/`), when one is known.
+    pub prefix: Option<String>,
+    /// What could not be evaluated, for the warning.
+    pub detail: String,
+}
+
+/// Everything one unit reads, directly or through included and read configs.
+#[derive(Debug, Clone, Default)]
+pub struct Reads {
+    /// Files read, and paths probed for existence (repo-relative).
+    pub files: BTreeSet<String>,
+    /// Local module directories (`terraform { source = "../modules/x" }`), repo-relative.
+    pub source_dirs: BTreeSet<String>,
+    /// Glob patterns marked as read (repo-relative).
+    pub globs: BTreeSet<String>,
+    /// Reads that could not be resolved.
+    pub unresolved: Vec<Unresolved>,
+    /// Units this unit depends on through `dependency`/`dependencies` (repo-relative dirs). Not reads.
+    pub dependencies: BTreeSet<String>,
+    /// Problems worth telling the user about (escapes, symlink loops, parse errors).
+    pub warnings: Vec<String>,
+}
+
+impl Reads {
+    /// Adds everything in `other`.
+    pub fn merge(&mut self, other: &Reads) {
+        self.files.extend(other.files.iter().cloned());
+        self.source_dirs.extend(other.source_dirs.iter().cloned());
+        self.globs.extend(other.globs.iter().cloned());
+        self.unresolved.extend(other.unresolved.iter().cloned());
+        self.dependencies.extend(other.dependencies.iter().cloned());
+        self.warnings.extend(other.warnings.iter().cloned());
+    }
+
+    /// Compiles the globs once so many files can be matched quickly.
+    pub fn matcher(&self) -> ReadMatcher<'_> {
+        let globs = self
+            .globs
+            .iter()
+            .filter_map(|g| compile_glob(g).ok())
+            .collect();
+        ReadMatcher { reads: self, globs }
+    }
+}
+
+/// Compiles a terragrunt-style glob: `*` stays within a path segment, `**` crosses them, `{a,b}` alternates.
+pub fn compile_glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map(|g: Glob| g.compile_matcher())
+}
+
+/// How a file is read by a unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadMatch {
+    /// Definitely read (a file, a module directory or a glob).
+    Read,
+    /// Possibly read through an unresolved expression.
+    Unresolved(String),
+}
+
+/// A [`Reads`] with its globs compiled.
+pub struct ReadMatcher<'a> {
+    reads: &'a Reads,
+    globs: Vec<GlobMatcher>,
+}
+
+impl ReadMatcher<'_> {
+    /// Whether the unit reads `file`. `in_other_unit` says whether the file belongs to some other unit, which
+    /// matters only for unresolved reads with no known prefix.
+    pub fn reads(&self, file: &str, in_other_unit: bool) -> Option<ReadMatch> {
+        if self.reads.files.contains(file)
+            || self
+                .reads
+                .source_dirs
+                .iter()
+                .any(|d| is_under(file, d) && is_module_file(file))
+            || self.globs.iter().any(|g| g.is_match(file))
+        {
+            return Some(ReadMatch::Read);
+        }
+        self.reads.unresolved.iter().find_map(|u| {
+            let matches = match &u.prefix {
+                Some(prefix) => file.starts_with(prefix.as_str()),
+                None => !in_other_unit,
+            };
+            matches.then(|| ReadMatch::Unresolved(u.detail.clone()))
+        })
+    }
+}
+
+/// True when `path` is `dir` itself or inside it (repo-relative; `""` is the root).
+pub fn is_under(path: &str, dir: &str) -> bool {
+    dir.is_empty()
+        || path == dir
+        || (path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
+}
+
+fn is_module_file(path: &str) -> bool {
+    MODULE_EXTENSIONS.iter().any(|ext| path.ends_with(ext))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matching() {
+        let mut reads = Reads::default();
+        reads.files.insert("_envcommon/vpc.hcl".into());
+        reads.source_dirs.insert("modules/vpc".into());
+        reads.globs.insert("dev/app/{*.yaml,**/*.yaml}".into());
+        reads.unresolved.push(Unresolved {
+            prefix: Some("dev/app/src/".into()),
+            detail: "run_cmd".into(),
+        });
+        let m = reads.matcher();
+        assert_eq!(m.reads("_envcommon/vpc.hcl", false), Some(ReadMatch::Read));
+        assert_eq!(m.reads("modules/vpc/main.tf", false), Some(ReadMatch::Read));
+        assert_eq!(m.reads("modules/vpc/README.md", false), None);
+        assert_eq!(m.reads("modules/vpc2/main.tf", false), None);
+        assert_eq!(m.reads("dev/app/a.yaml", false), Some(ReadMatch::Read));
+        assert_eq!(m.reads("dev/app/x/y/b.yaml", false), Some(ReadMatch::Read));
+        assert_eq!(m.reads("dev/other/a.yaml", false), None);
+        assert!(matches!(
+            m.reads("dev/app/src/x.txt", true),
+            Some(ReadMatch::Unresolved(_))
+        ));
+        assert_eq!(m.reads("README.md", false), None);
+        reads.unresolved.push(Unresolved {
+            prefix: None,
+            detail: "unknown".into(),
+        });
+        let m = reads.matcher();
+        assert!(matches!(
+            m.reads("README.md", false),
+            Some(ReadMatch::Unresolved(_))
+        ));
+        assert_eq!(m.reads("prod/vpc/terragrunt.hcl", true), None);
+    }
+
+    #[test]
+    fn under() {
+        assert!(is_under("a/b", "a"));
+        assert!(is_under("a", "a"));
+        assert!(!is_under("ab/c", "a"));
+        assert!(is_under("x", ""));
+    }
+}
