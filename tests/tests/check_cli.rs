@@ -20,12 +20,7 @@ fn bundled_examples_get_their_documented_decisions() {
     let expected = [
         ("01-plan-feature-branch", "allow", "ok", Some("planner")),
         ("02-apply-main", "allow", "ok", Some("applier")),
-        (
-            "03-apply-feature-branch",
-            "deny",
-            "ref_not_allowed_for_apply",
-            None,
-        ),
+        ("03-apply-feature-branch", "deny", "ref_not_allowed_for_apply", None),
         ("04-destroy-deleted-unit", "allow", "ok", Some("applier")),
         ("05-update-image-version", "allow", "ok", Some("applier")),
         ("06-build-image", "allow", "ok", Some("image-builder")),
@@ -36,28 +31,12 @@ fn bundled_examples_get_their_documented_decisions() {
         ("11-path-traversal", "deny", "path_invalid", None),
         ("12-option-injection-ref", "deny", "ref_invalid", None),
         ("13-unknown-account", "deny", "unknown_account", None),
-        (
-            "14-variable-not-allowed",
-            "deny",
-            "variable_not_allowed",
-            None,
-        ),
-        (
-            "15-duplicate-key-smuggling",
-            "deny",
-            "malformed_request",
-            None,
-        ),
+        ("14-variable-not-allowed", "deny", "variable_not_allowed", None),
+        ("15-duplicate-key-smuggling", "deny", "malformed_request", None),
         ("16-unknown-action", "deny", "unknown_action", None),
     ];
-    let on_disk = std::fs::read_dir(repo_file("examples/requests"))
-        .expect("examples")
-        .count();
-    assert_eq!(
-        on_disk,
-        expected.len(),
-        "every bundled example has an expectation here"
-    );
+    let on_disk = std::fs::read_dir(repo_file("examples/requests")).expect("examples").count();
+    assert_eq!(on_disk, expected.len(), "every bundled example has an expectation here");
     for (name, decision, reason, container) in expected {
         let output = check(&repo_file(&format!("examples/requests/{name}.json")));
         let json = stdout_json(&output);
@@ -65,18 +44,8 @@ fn bundled_examples_get_their_documented_decisions() {
         assert_eq!(json["reason"], reason, "{name}: {json}");
         assert_eq!(json["container"].as_str(), container, "{name}");
         let keys: Vec<_> = json.as_object().expect("object").keys().cloned().collect();
-        for key in [
-            "decision",
-            "reason",
-            "message",
-            "action",
-            "container",
-            "account",
-        ] {
-            assert!(
-                keys.iter().any(|k| k == key),
-                "{name}: missing {key} in {json}"
-            );
+        for key in ["decision", "reason", "message", "action", "container", "account"] {
+            assert!(keys.iter().any(|k| k == key), "{name}: missing {key} in {json}");
         }
         let code = if decision == "allow" { 0 } else { 3 };
         assert_eq!(output.status.code(), Some(code), "{name}");
@@ -106,31 +75,15 @@ fn cannot_run_is_exit_2_with_a_clear_message() {
     std::fs::write(&bad_policy, r#"{"repos": {}}"#).expect("write");
     let bad_regex = dir.path().join("regex.json");
     let text = std::fs::read_to_string(repo_file("examples/policy.json")).expect("read");
-    std::fs::write(
-        &bad_regex,
-        text.replace("^.+/ecs-deploy-runner(/.+)?$", "(unclosed"),
-    )
-    .expect("write");
+    std::fs::write(&bad_regex, text.replace("^.+/ecs-deploy-runner(/.+)?$", "(unclosed")).expect("write");
     let request = repo_file("examples/requests/01-plan-feature-branch.json");
     let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
         (
-            vec![
-                "check".into(),
-                "--config".into(),
-                bad_policy.into(),
-                "--request".into(),
-                request.clone().into(),
-            ],
+            vec!["check".into(), "--config".into(), bad_policy.into(), "--request".into(), request.clone().into()],
             "invalid policy",
         ),
         (
-            vec![
-                "check".into(),
-                "--config".into(),
-                bad_regex.into(),
-                "--request".into(),
-                request.clone().into(),
-            ],
+            vec!["check".into(), "--config".into(), bad_regex.into(), "--request".into(), request.clone().into()],
             "path_guards[0] is not a valid regex",
         ),
         (
@@ -153,20 +106,14 @@ fn cannot_run_is_exit_2_with_a_clear_message() {
             ],
             "cannot read request",
         ),
-        (
-            vec!["check".into(), "--request".into(), request.into()],
-            "--config",
-        ),
+        (vec!["check".into(), "--request".into(), request.into()], "--config"),
         (vec!["check".into(), "--bogus".into()], "--bogus"),
     ];
     for (args, needle) in cases {
         let output = deploy_runner().args(&args).output().expect("run");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(needle),
-            "{args:?}: {stderr:?} should mention {needle:?}"
-        );
+        assert!(stderr.contains(needle), "{args:?}: {stderr:?} should mention {needle:?}");
         assert!(output.stdout.is_empty(), "{args:?}: nothing on stdout");
     }
 }

@@ -12,40 +12,21 @@ fn corpus() -> PathBuf {
 }
 
 fn strings(case: &Value, key: &str) -> Vec<String> {
-    case[key]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    case[key].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
 }
 
 #[test]
 fn every_reading_case_passes() {
-    let cases: Vec<Value> = serde_json::from_slice(
-        &std::fs::read(corpus().join("terragrunt-cases.json")).expect("cases"),
-    )
-    .expect("json");
+    let cases: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(corpus().join("terragrunt-cases.json")).expect("cases")).expect("json");
     let reading_cases: Vec<&Value> = cases.iter().filter(|c| c["kind"] == "reading").collect();
-    assert!(
-        reading_cases.len() >= 26,
-        "the corpus has {} reading cases",
-        reading_cases.len()
-    );
+    assert!(reading_cases.len() >= 26, "the corpus has {} reading cases", reading_cases.len());
     let mut failures = Vec::new();
     for case in &reading_cases {
         let root = corpus().join(case["root"].as_str().expect("root"));
-        let flag = if case["negate"] == true {
-            "--not-reading"
-        } else {
-            "--reading"
-        };
+        let flag = if case["negate"] == true { "--not-reading" } else { "--reading" };
         let mut command = deploy_runner();
-        command
-            .args(["units", "--format", "json", "--repo"])
-            .arg(&root);
+        command.args(["units", "--format", "json", "--repo"]).arg(&root);
         for file in strings(case, "reading") {
             command.arg(flag).arg(file);
         }
@@ -59,10 +40,7 @@ fn every_reading_case_passes() {
         let label = format!("{} {} {:?}", case["root"], flag, strings(case, "reading"));
         if case["expect_error"] == true {
             if output.status.code() != Some(2) {
-                failures.push(format!(
-                    "{label}: expected exit 2, got {:?}",
-                    output.status.code()
-                ));
+                failures.push(format!("{label}: expected exit 2, got {:?}", output.status.code()));
             }
             continue;
         }

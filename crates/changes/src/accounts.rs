@@ -32,17 +32,9 @@ pub struct AccountOrder(pub BTreeMap<String, u64>);
 impl AccountOrder {
     /// Parses `{ "<account>": {"deploy_order": N, ...} }`; `origin` names the file in errors.
     pub fn parse(text: &[u8], origin: &str) -> Result<AccountOrder, AccountsError> {
-        let entries: BTreeMap<String, AccountEntry> =
-            serde_json::from_slice(text).map_err(|e| AccountsError::Invalid {
-                path: origin.to_owned(),
-                message: e.to_string(),
-            })?;
-        Ok(AccountOrder(
-            entries
-                .into_iter()
-                .map(|(name, e)| (name, e.deploy_order))
-                .collect(),
-        ))
+        let entries: BTreeMap<String, AccountEntry> = serde_json::from_slice(text)
+            .map_err(|e| AccountsError::Invalid { path: origin.to_owned(), message: e.to_string() })?;
+        Ok(AccountOrder(entries.into_iter().map(|(name, e)| (name, e.deploy_order)).collect()))
     }
 
     /// The deploy order of `account`.
@@ -57,7 +49,8 @@ mod tests {
 
     #[test]
     fn parses_and_ignores_extra_fields() {
-        let text = br#"{"dev": {"id": "111", "deploy_order": 1, "root_user_email": "x@y"}, "prod": {"deploy_order": 3}}"#;
+        let text =
+            br#"{"dev": {"id": "111", "deploy_order": 1, "root_user_email": "x@y"}, "prod": {"deploy_order": 3}}"#;
         let order = AccountOrder::parse(text, "accounts.json").expect("valid");
         assert_eq!(order.order("dev"), Some(1));
         assert_eq!(order.order("prod"), Some(3));

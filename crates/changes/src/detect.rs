@@ -13,10 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Guards that apply when none are configured: the pipeline never deploys its own runner.
-pub const DEFAULT_GUARDS: [&str; 2] = [
-    r"^.+/ecs-deploy-runner(/.+)?$",
-    r"^_envcommon/mgmt/ecs-deploy-runner\.hcl$",
-];
+pub const DEFAULT_GUARDS: [&str; 2] = [r"^.+/ecs-deploy-runner(/.+)?$", r"^_envcommon/mgmt/ecs-deploy-runner\.hcl$"];
 
 /// Top-level folders whose changes never select anything (CI configuration).
 const IGNORED_TOP_LEVEL: [&str; 2] = [".github/", "_ci/"];
@@ -39,10 +36,7 @@ impl Default for DetectOptions {
     fn default() -> DetectOptions {
         DetectOptions {
             with_dependents: false,
-            guards: DEFAULT_GUARDS
-                .iter()
-                .filter_map(|g| Regex::new(g).ok())
-                .collect(),
+            guards: DEFAULT_GUARDS.iter().filter_map(|g| Regex::new(g).ok()).collect(),
             accounts: None,
         }
     }
@@ -126,10 +120,7 @@ pub fn detect_changes(
     let base_snapshot = if needs_base {
         Arc::new(repo.snapshot(&base)?)
     } else {
-        Arc::new(Snapshot::new(
-            HashMap::new(),
-            Box::new(crate::snapshot::MemorySource::default()),
-        ))
+        Arc::new(Snapshot::new(HashMap::new(), Box::new(crate::snapshot::MemorySource::default())))
     };
     let mut report = detect(&base_snapshot, &head_snapshot, &changed, &accounts, options)?;
     report.base = base;
@@ -147,10 +138,7 @@ struct Candidate {
 impl Candidate {
     /// Records a change, keeping the strongest: deleted > added > modified > affected > dependent.
     fn select(&mut self, change: ChangeKind, reason: Option<&str>) {
-        if self
-            .change
-            .is_none_or(|current| strength(change) > strength(current))
-        {
+        if self.change.is_none_or(|current| strength(change) > strength(current)) {
             self.change = Some(change);
         }
         if let Some(reason) = reason {
@@ -177,10 +165,8 @@ pub fn detect(
     accounts: &AccountOrder,
     options: &DetectOptions,
 ) -> Result<ChangeReport, DetectError> {
-    let changed: Vec<&ChangedFile> = changed
-        .iter()
-        .filter(|f| !IGNORED_TOP_LEVEL.iter().any(|dir| f.path.starts_with(dir)))
-        .collect();
+    let changed: Vec<&ChangedFile> =
+        changed.iter().filter(|f| !IGNORED_TOP_LEVEL.iter().any(|dir| f.path.starts_with(dir))).collect();
     let head_units = discover_units(head);
     let base_units = discover_units(base);
     let head_dirs: BTreeSet<String> = head_units.keys().cloned().collect();
@@ -197,30 +183,17 @@ pub fn detect(
                 (false, true) => ChangeKind::Deleted,
                 _ => ChangeKind::Modified,
             };
-            candidates
-                .entry(dir.to_owned())
-                .or_default()
-                .select(change, Some(&file.path));
+            candidates.entry(dir.to_owned()).or_default().select(change, Some(&file.path));
         } else if let Some(owner) = owning_unit(&all_dirs, &file.path) {
-            let change = if deleted_dirs.contains(owner) {
-                ChangeKind::Deleted
-            } else {
-                ChangeKind::Modified
-            };
-            candidates
-                .entry(owner.clone())
-                .or_default()
-                .select(change, Some(&file.path));
+            let change = if deleted_dirs.contains(owner) { ChangeKind::Deleted } else { ChangeKind::Modified };
+            candidates.entry(owner.clone()).or_default().select(change, Some(&file.path));
         }
     }
 
     // Reads select the units that read a changed file.
     let mut warnings = BTreeSet::new();
-    let head_reads = if changed.is_empty() {
-        BTreeMap::new()
-    } else {
-        evaluate_units(&Evaluator::new(head.clone()), &head_units)
-    };
+    let head_reads =
+        if changed.is_empty() { BTreeMap::new() } else { evaluate_units(&Evaluator::new(head.clone()), &head_units) };
     for (dir, reads) in &head_reads {
         let matcher = reads.matcher();
         for file in &changed {
@@ -229,10 +202,9 @@ pub fn detect(
             }
             let in_other_unit = owning_unit(&all_dirs, &file.path).is_some();
             match matcher.reads(&file.path, in_other_unit) {
-                Some(ReadMatch::Read) => candidates
-                    .entry(dir.clone())
-                    .or_default()
-                    .select(ChangeKind::Affected, Some(&file.path)),
+                Some(ReadMatch::Read) => {
+                    candidates.entry(dir.clone()).or_default().select(ChangeKind::Affected, Some(&file.path))
+                }
                 Some(ReadMatch::Unresolved(detail)) => {
                     warnings.insert(format!(
                         "{dir}: selected as affected because an unresolved read ({detail}) could read {}",
@@ -245,19 +217,8 @@ pub fn detect(
                 None => {}
             }
         }
-        if reads
-            .warnings
-            .iter()
-            .any(|w| w.contains("cannot be parsed"))
-        {
-            warnings.extend(
-                reads
-                    .warnings
-                    .iter()
-                    .filter(|w| w.contains("cannot be parsed"))
-                    .cloned(),
-            );
-        }
+        // Escapes, symlink loops, parse errors and oversized files are worth knowing wherever they are.
+        warnings.extend(reads.warnings.iter().cloned());
     }
     let deleted_units: BTreeMap<String, String> = base_units
         .into_iter()
@@ -270,16 +231,10 @@ pub fn detect(
         return Err(DetectError::Cycle(cycle.join(" -> ")));
     }
     if options.with_dependents {
-        let seeds: Vec<String> = candidates
-            .iter()
-            .filter(|(_, c)| c.change.is_some())
-            .map(|(d, _)| d.clone())
-            .collect();
+        let seeds: Vec<String> =
+            candidates.iter().filter(|(_, c)| c.change.is_some()).map(|(d, _)| d.clone()).collect();
         for (dependent, via) in graph.dependents_of(&seeds) {
-            candidates
-                .entry(dependent)
-                .or_default()
-                .select(ChangeKind::Dependent, Some(&via));
+            candidates.entry(dependent).or_default().select(ChangeKind::Dependent, Some(&via));
         }
     }
 
@@ -292,19 +247,12 @@ pub fn detect(
         };
         let guarded_path = options.guards.iter().any(|g| g.is_match(&dir));
         let reached_only_through_guarded = !candidate.reasons.is_empty()
-            && candidate
-                .reasons
-                .iter()
-                .all(|r| r == UNRESOLVED_REASON || options.guards.iter().any(|g| g.is_match(r)));
+            && candidate.reasons.iter().all(|r| r == UNRESOLVED_REASON || options.guards.iter().any(|g| g.is_match(r)));
         if guarded_path || (change == ChangeKind::Affected && reached_only_through_guarded) {
-            skipped.push(SkippedUnit {
-                path: dir,
-                reason: "self-update-guard".to_owned(),
-            });
+            skipped.push(SkippedUnit { path: dir, reason: "self-update-guard".to_owned() });
             continue;
         }
-        let reads = head_reads.get(&dir).or_else(|| deleted_reads.get(&dir));
-        if let Some(reads) = reads {
+        if let Some(reads) = deleted_reads.get(&dir) {
             warnings.extend(reads.warnings.iter().cloned());
         }
         let account = dir.split('/').next().unwrap_or_default().to_owned();
@@ -328,12 +276,7 @@ pub fn detect(
         let key = |u: &SelectedUnit| {
             let deleted = u.change == ChangeKind::Deleted;
             let level = levels.get(&u.path).copied().unwrap_or(0) as i64;
-            (
-                u.deploy_order,
-                u.account.clone(),
-                deleted,
-                if deleted { -level } else { level },
-            )
+            (u.deploy_order, u.account.clone(), deleted, if deleted { -level } else { level })
         };
         key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path))
     });
@@ -354,11 +297,7 @@ pub struct DependencyGraph {
 impl DependencyGraph {
     /// Builds the graph from each unit's reads; edges to directories that are not units are kept (harmless).
     pub fn new<'a>(reads: impl Iterator<Item = (&'a String, &'a Reads)>) -> DependencyGraph {
-        DependencyGraph {
-            edges: reads
-                .map(|(dir, r)| (dir.clone(), r.dependencies.clone()))
-                .collect(),
-        }
+        DependencyGraph { edges: reads.map(|(dir, r)| (dir.clone(), r.dependencies.clone())).collect() }
     }
 
     /// A cycle, as the list of units around it (first repeated at the end), if there is one.
@@ -382,8 +321,7 @@ impl DependencyGraph {
                     Some(child) => match marks.get(child) {
                         Some(Mark::Visiting) => {
                             let from = stack.iter().position(|(n, _)| *n == child).unwrap_or(0);
-                            let mut cycle: Vec<String> =
-                                stack[from..].iter().map(|(n, _)| (*n).to_owned()).collect();
+                            let mut cycle: Vec<String> = stack[from..].iter().map(|(n, _)| (*n).to_owned()).collect();
                             cycle.push(child.to_owned());
                             return Some(cycle);
                         }
@@ -404,11 +342,8 @@ impl DependencyGraph {
     }
 
     fn children(&self, node: &str) -> Vec<&str> {
-        let mut children: Vec<&str> = self
-            .edges
-            .get(node)
-            .map(|s| s.iter().map(String::as_str).collect())
-            .unwrap_or_default();
+        let mut children: Vec<&str> =
+            self.edges.get(node).map(|s| s.iter().map(String::as_str).collect()).unwrap_or_default();
         children.reverse();
         children
     }
@@ -424,20 +359,11 @@ impl DependencyGraph {
                 }
                 let children = self.children(node);
                 if expanded || children.is_empty() {
-                    let level = children
-                        .iter()
-                        .map(|c| levels.get(*c).map_or(1, |l| l + 1))
-                        .max()
-                        .unwrap_or(0);
+                    let level = children.iter().map(|c| levels.get(*c).map_or(1, |l| l + 1)).max().unwrap_or(0);
                     levels.insert(node.to_owned(), level);
                 } else {
                     stack.push((node, true));
-                    stack.extend(
-                        children
-                            .into_iter()
-                            .filter(|c| !levels.contains_key(*c))
-                            .map(|c| (c, false)),
-                    );
+                    stack.extend(children.into_iter().filter(|c| !levels.contains_key(*c)).map(|c| (c, false)));
                 }
             }
         }
@@ -473,26 +399,15 @@ mod tests {
 
     fn graph(edges: &[(&str, &[&str])]) -> DependencyGraph {
         DependencyGraph {
-            edges: edges
-                .iter()
-                .map(|(u, d)| ((*u).to_owned(), d.iter().map(|s| (*s).to_owned()).collect()))
-                .collect(),
+            edges: edges.iter().map(|(u, d)| ((*u).to_owned(), d.iter().map(|s| (*s).to_owned()).collect())).collect(),
         }
     }
 
     #[test]
     fn levels_put_dependencies_first() {
-        let g = graph(&[
-            ("vpc", &[]),
-            ("db", &["vpc"]),
-            ("app", &["db", "vpc"]),
-            ("lone", &[]),
-        ]);
+        let g = graph(&[("vpc", &[]), ("db", &["vpc"]), ("app", &["db", "vpc"]), ("lone", &[])]);
         let levels = g.levels();
-        assert_eq!(
-            (levels["vpc"], levels["db"], levels["app"], levels["lone"]),
-            (0, 1, 2, 0)
-        );
+        assert_eq!((levels["vpc"], levels["db"], levels["app"], levels["lone"]), (0, 1, 2, 0));
         assert_eq!(g.find_cycle(), None);
     }
 
@@ -506,17 +421,8 @@ mod tests {
 
     #[test]
     fn dependents_are_transitive() {
-        let g = graph(&[
-            ("vpc", &[]),
-            ("db", &["vpc"]),
-            ("app", &["db"]),
-            ("other", &[]),
-        ]);
-        let mut found: Vec<String> = g
-            .dependents_of(&["vpc".to_owned()])
-            .into_iter()
-            .map(|(d, _)| d)
-            .collect();
+        let g = graph(&[("vpc", &[]), ("db", &["vpc"]), ("app", &["db"]), ("other", &[])]);
+        let mut found: Vec<String> = g.dependents_of(&["vpc".to_owned()]).into_iter().map(|(d, _)| d).collect();
         found.sort();
         assert_eq!(found, ["app", "db"]);
     }

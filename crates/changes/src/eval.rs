@@ -119,11 +119,8 @@ impl Evaluator {
             includes: Vec::new(),
         };
         STATE.with(|cell| {
-            *cell.borrow_mut() = Some(State {
-                shared: self.shared.clone(),
-                frames: vec![frame],
-                reads: Reads::default(),
-            })
+            *cell.borrow_mut() =
+                Some(State { shared: self.shared.clone(), frames: vec![frame], reads: Reads::default() })
         });
         record_read(config_file);
         match parsed(&self.shared, config_file) {
@@ -132,20 +129,14 @@ impl Evaluator {
             }
             Err(message) => {
                 let _ = with_state(|s| {
+                    s.reads.warnings.push(format!("{config_file}: cannot be parsed: {message}"));
                     s.reads
-                        .warnings
-                        .push(format!("{config_file}: cannot be parsed: {message}"));
-                    s.reads.unresolved.push(Unresolved {
-                        prefix: None,
-                        detail: format!("{config_file} cannot be parsed"),
-                    });
+                        .unresolved
+                        .push(Unresolved { prefix: None, detail: format!("{config_file} cannot be parsed") });
                 });
             }
         }
-        STATE
-            .with(|cell| cell.borrow_mut().take())
-            .map(|s| s.reads)
-            .unwrap_or_default()
+        STATE.with(|cell| cell.borrow_mut().take()).map(|s| s.reads).unwrap_or_default()
     }
 }
 
@@ -169,9 +160,7 @@ fn parsed(shared: &Shared, path: &str) -> Result<Arc<ParsedConfig>, String> {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves only a cache behind; its contents are still valid.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Records that the current unit reads (or probes) `path` (repo-relative), and the real path behind symlinks.
@@ -189,11 +178,7 @@ pub(crate) fn record_read(path: &str) {
 }
 
 fn frame_unit(state: &State) -> String {
-    state
-        .frames
-        .first()
-        .map(|f| f.original_dir.clone())
-        .unwrap_or_default()
+    state.frames.first().map(|f| f.original_dir.clone()).unwrap_or_default()
 }
 
 /// Turns a path argument into a repo-relative path, resolving relative paths from the terragrunt dir.
@@ -202,10 +187,7 @@ pub(crate) fn repo_path(path: &str) -> Result<String, String> {
     let frame = current_frame()?;
     let absolute = snapshot::join(&snapshot::to_absolute(&frame.terragrunt_dir), path);
     snapshot::to_repo_relative(&absolute).ok_or_else(|| {
-        let message = format!(
-            "{}: path {path:?} points outside the repository; not read",
-            frame.original_dir
-        );
+        let message = format!("{}: path {path:?} points outside the repository; not read", frame.original_dir);
         let _ = with_state(|s| s.reads.warnings.push(message.clone()));
         message
     })
@@ -219,9 +201,7 @@ pub(crate) fn read_config(path: &str) -> Result<Value, String> {
         Some(hit) => hit,
         None => {
             let config = parsed(&shared, path);
-            let uses_original_dir = config
-                .as_ref()
-                .is_ok_and(|c| c.functions.contains("get_original_terragrunt_dir"));
+            let uses_original_dir = config.as_ref().is_ok_and(|c| c.functions.contains("get_original_terragrunt_dir"));
             let result = Arc::new(evaluate_read_config(path, config)?);
             if !uses_original_dir {
                 lock(&shared.read_configs).insert(path.to_owned(), result.clone());
@@ -233,22 +213,13 @@ pub(crate) fn read_config(path: &str) -> Result<Value, String> {
     result.value.clone()
 }
 
-fn evaluate_read_config(
-    path: &str,
-    config: Result<Arc<ParsedConfig>, String>,
-) -> Result<ReadConfigResult, String> {
+fn evaluate_read_config(path: &str, config: Result<Arc<ParsedConfig>, String>) -> Result<ReadConfigResult, String> {
     let config = config.map_err(|e| format!("{path}: {e}"))?;
     let saved = with_state(|s| {
         if s.frames.len() >= MAX_NESTING {
-            return Err(format!(
-                "{path}: configs nest more than {MAX_NESTING} deep (a cycle?)"
-            ));
+            return Err(format!("{path}: configs nest more than {MAX_NESTING} deep (a cycle?)"));
         }
-        let original_dir = s
-            .frames
-            .last()
-            .map(|f| f.original_dir.clone())
-            .unwrap_or_default();
+        let original_dir = s.frames.last().map(|f| f.original_dir.clone()).unwrap_or_default();
         s.frames.push(Frame {
             terragrunt_dir: snapshot::parent(path).to_owned(),
             original_dir,
@@ -262,10 +233,7 @@ fn evaluate_read_config(
         s.frames.pop();
         std::mem::replace(&mut s.reads, saved)
     })?;
-    Ok(ReadConfigResult {
-        value: Ok(value),
-        reads,
-    })
+    Ok(ReadConfigResult { value: Ok(value), reads })
 }
 
 /// An expression evaluator for one config: its functions, and the `local`/`include` variables so far.
@@ -285,21 +253,14 @@ impl Scope {
             }
         }
         let rewrite_try = config.functions.contains("try") || config.functions.contains("can");
-        let mut scope = Scope {
-            ctx,
-            locals: Map::new(),
-            include: Map::new(),
-            rewrite_try,
-        };
+        let mut scope = Scope { ctx, locals: Map::new(), include: Map::new(), rewrite_try };
         scope.sync_vars();
         scope
     }
 
     fn sync_vars(&mut self) {
-        self.ctx
-            .declare_var("local", Value::Object(self.locals.clone()));
-        self.ctx
-            .declare_var("include", Value::Object(self.include.clone()));
+        self.ctx.declare_var("local", Value::Object(self.locals.clone()));
+        self.ctx.declare_var("include", Value::Object(self.include.clone()));
     }
 
     fn eval(&self, expr: &Expression) -> Result<Value, String> {
@@ -318,14 +279,9 @@ impl Scope {
     }
 
     /// Evaluates locals until no more resolve; returns the ones that failed, with why.
-    fn resolve_locals(
-        &mut self,
-        pending: Vec<(String, Expression)>,
-    ) -> Vec<(String, Expression, String)> {
-        let mut pending: Vec<(String, Expression, String)> = pending
-            .into_iter()
-            .map(|(n, e)| (n, e, String::new()))
-            .collect();
+    fn resolve_locals(&mut self, pending: Vec<(String, Expression)>) -> Vec<(String, Expression, String)> {
+        let mut pending: Vec<(String, Expression, String)> =
+            pending.into_iter().map(|(n, e)| (n, e, String::new())).collect();
         loop {
             let mut progressed = false;
             let mut still = Vec::new();
@@ -361,9 +317,7 @@ impl Scope {
                 Some(Ok(_)) => {
                     let _ = self.eval(e);
                 }
-                Some(Err(arg_why)) => {
-                    self.unresolved(call.args.first(), &format!("{name}(...): {arg_why}"))
-                }
+                Some(Err(arg_why)) => self.unresolved(call.args.first(), &format!("{name}(...): {arg_why}")),
                 None => {}
             }
         });
@@ -372,21 +326,8 @@ impl Scope {
     /// Records an unresolved read whose path is `expr`, with the longest literal prefix that can be evaluated.
     fn unresolved(&self, expr: Option<&Expression>, detail: &str) {
         let prefix = expr.and_then(|e| self.known_prefix(e));
-        let _ = with_state(|s| {
-            let unit = frame_unit(s);
-            let scope = prefix
-                .as_deref()
-                .map_or("any file outside other units".to_owned(), |p| {
-                    format!("files under {p:?}")
-                });
-            s.reads.warnings.push(format!(
-                "{unit}: cannot resolve a read ({detail}); assuming it reads {scope}"
-            ));
-            s.reads.unresolved.push(Unresolved {
-                prefix,
-                detail: detail.to_owned(),
-            });
-        });
+        // No warning here: an unresolved read matters only when it selects the unit, and detection says so then.
+        let _ = with_state(|s| s.reads.unresolved.push(Unresolved { prefix, detail: detail.to_owned() }));
     }
 
     /// The repo-relative prefix shared by every value `expr` could take, when a template starts with one.
@@ -418,11 +359,7 @@ impl Scope {
         let frame = current_frame().ok()?;
         let absolute = snapshot::join(&snapshot::to_absolute(&frame.terragrunt_dir), directory);
         let relative = snapshot::to_repo_relative(&absolute)?;
-        Some(if relative.is_empty() {
-            String::new()
-        } else {
-            format!("{relative}/")
-        })
+        Some(if relative.is_empty() { String::new() } else { format!("{relative}/") })
     }
 }
 
@@ -474,10 +411,7 @@ fn evaluate_includes(config: &ParsedConfig, scope: &mut Scope) {
         let path = match scope.eval_string(&include.path).and_then(|p| repo_path(&p)) {
             Ok(path) => path,
             Err(why) => {
-                scope.unresolved(
-                    Some(&include.path),
-                    &format!("include {:?} path: {why}", include.name),
-                );
+                scope.unresolved(Some(&include.path), &format!("include {:?} path: {why}", include.name));
                 continue;
             }
         };
@@ -493,10 +427,7 @@ fn evaluate_includes(config: &ParsedConfig, scope: &mut Scope) {
             Some(())
         });
         if !matches!(nesting, Ok(Some(()))) {
-            scope.unresolved(
-                None,
-                &format!("include {path}: includes nest more than {MAX_NESTING} deep"),
-            );
+            scope.unresolved(None, &format!("include {path}: includes nest more than {MAX_NESTING} deep"));
             continue;
         }
         let exposed = match parsed(&shared, &path) {
@@ -509,9 +440,7 @@ fn evaluate_includes(config: &ParsedConfig, scope: &mut Scope) {
         let _ = with_state(|s| {
             s.frames.pop();
             if let Some(frame) = s.frames.last_mut() {
-                frame
-                    .includes
-                    .push((include.name.clone(), include_dir.clone()));
+                frame.includes.push((include.name.clone(), include_dir.clone()));
                 frame.include_dir.get_or_insert(include_dir.clone());
             }
         });
@@ -531,13 +460,7 @@ fn evaluate_source(scope: &Scope, source: &Expression) {
                     .map(|t| {
                         t.elements()
                             .iter()
-                            .filter_map(|e| {
-                                if let Element::Literal(l) = e {
-                                    Some(l.as_str())
-                                } else {
-                                    None
-                                }
-                            })
+                            .filter_map(|e| if let Element::Literal(l) = e { Some(l.as_str()) } else { None })
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -550,10 +473,7 @@ fn evaluate_source(scope: &Scope, source: &Expression) {
             return;
         }
     };
-    if value.contains("::")
-        || value.contains("://")
-        || !(value.starts_with('.') || value.starts_with('/'))
-    {
+    if value.contains("::") || value.contains("://") || !(value.starts_with('.') || value.starts_with('/')) {
         return; // git::, tfr://, registry and other remote sources
     }
     let local = value.split('?').next().unwrap_or_default();
@@ -567,16 +487,10 @@ fn evaluate_source(scope: &Scope, source: &Expression) {
 fn evaluate_dependency_paths(scope: &Scope, expr: &Expression) {
     let paths = match scope.eval(expr) {
         Ok(Value::String(p)) => vec![p],
-        Ok(Value::Array(items)) => items
-            .into_iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
+        Ok(Value::Array(items)) => items.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
         Ok(other) => {
             let _ = with_state(|s| {
-                s.reads.warnings.push(format!(
-                    "{}: dependency path is {other}, not a path",
-                    frame_unit(s)
-                ))
+                s.reads.warnings.push(format!("{}: dependency path is {other}, not a path", frame_unit(s)))
             });
             return;
         }
@@ -600,10 +514,9 @@ fn evaluate_dependency_paths(scope: &Scope, expr: &Expression) {
             Some(dir) => {
                 s.reads.dependencies.insert(dir);
             }
-            None => s.reads.warnings.push(format!(
-                "{}: dependency {path:?} points outside the repository",
-                frame_unit(s)
-            )),
+            None => {
+                s.reads.warnings.push(format!("{}: dependency {path:?} points outside the repository", frame_unit(s)))
+            }
         });
     }
 }

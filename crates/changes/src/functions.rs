@@ -45,29 +45,13 @@ pub fn definition(name: &str) -> Option<FuncDef> {
         "file" => (file, vec![Str], None),
         "fileexists" => (fileexists, vec![Str], None),
         "templatefile" => (templatefile, vec![Str], Some(Any)),
-        "dirname" => (
-            |a| Ok(Value::from(a[0].as_str().map(dirname).unwrap_or_default())),
-            vec![Str],
-            None,
-        ),
-        "basename" => (
-            |a| Ok(Value::from(a[0].as_str().map(basename).unwrap_or_default())),
-            vec![Str],
-            None,
-        ),
+        "dirname" => (|a| Ok(Value::from(a[0].as_str().map(dirname).unwrap_or_default())), vec![Str], None),
+        "basename" => (|a| Ok(Value::from(a[0].as_str().map(basename).unwrap_or_default())), vec![Str], None),
         "abspath" => (abspath, vec![Str], None),
         // terraform: strings
         "format" => (format, vec![Str], Some(Any)),
-        "lower" => (
-            |a| Ok(Value::from(string(&a[0])?.to_lowercase())),
-            vec![Str],
-            None,
-        ),
-        "upper" => (
-            |a| Ok(Value::from(string(&a[0])?.to_uppercase())),
-            vec![Str],
-            None,
-        ),
+        "lower" => (|a| Ok(Value::from(string(&a[0])?.to_lowercase())), vec![Str], None),
+        "upper" => (|a| Ok(Value::from(string(&a[0])?.to_uppercase())), vec![Str], None),
         "trimspace" => (|a| Ok(Value::from(string(&a[0])?.trim())), vec![Str], None),
         "trimprefix" => (trimprefix, vec![Str, Str], None),
         "trimsuffix" => (trimsuffix, vec![Str, Str], None),
@@ -75,16 +59,8 @@ pub fn definition(name: &str) -> Option<FuncDef> {
         "replace" => (replace, vec![Str, Str, Str], None),
         "split" => (split, vec![Str, Str], None),
         "join" => (join, vec![Str], Some(Any)),
-        "startswith" => (
-            |a| Ok(Value::from(string(&a[0])?.starts_with(string(&a[1])?))),
-            vec![Str, Str],
-            None,
-        ),
-        "endswith" => (
-            |a| Ok(Value::from(string(&a[0])?.ends_with(string(&a[1])?))),
-            vec![Str, Str],
-            None,
-        ),
+        "startswith" => (|a| Ok(Value::from(string(&a[0])?.starts_with(string(&a[1])?))), vec![Str, Str], None),
+        "endswith" => (|a| Ok(Value::from(string(&a[0])?.ends_with(string(&a[1])?))), vec![Str, Str], None),
         "tostring" => (tostring, vec![Any], None),
         "jsondecode" => (jsondecode, vec![Str], None),
         "jsonencode" => (jsonencode, vec![Any], None),
@@ -114,15 +90,11 @@ pub fn definition(name: &str) -> Option<FuncDef> {
 }
 
 fn string(value: &Value) -> Result<&str, String> {
-    value
-        .as_str()
-        .ok_or_else(|| format!("expected a string, got {value}"))
+    value.as_str().ok_or_else(|| format!("expected a string, got {value}"))
 }
 
 fn array(value: &Value) -> Result<&Vec<Value>, String> {
-    value
-        .as_array()
-        .ok_or_else(|| format!("expected a list, got {value}"))
+    value.as_array().ok_or_else(|| format!("expected a list, got {value}"))
 }
 
 fn dirname(path: &str) -> String {
@@ -134,11 +106,7 @@ fn dirname(path: &str) -> String {
 }
 
 fn basename(path: &str) -> String {
-    path.trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+    path.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned()
 }
 
 // ----- terragrunt: paths and context -----
@@ -155,11 +123,7 @@ fn find_in_parent_folders(args: FuncArgs) -> Result<Value, String> {
     let mut dir = frame.terragrunt_dir.clone();
     while !dir.is_empty() {
         dir = snapshot::parent(&dir).to_owned();
-        let candidate = if dir.is_empty() {
-            name.clone()
-        } else {
-            format!("{dir}/{name}")
-        };
+        let candidate = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
         let Some(candidate) = snapshot::to_repo_relative(&to_absolute(&candidate)) else {
             break;
         };
@@ -169,12 +133,7 @@ fn find_in_parent_folders(args: FuncArgs) -> Result<Value, String> {
             return Ok(Value::from(to_absolute(&candidate)));
         }
     }
-    fallback.ok_or_else(|| {
-        format!(
-            "find_in_parent_folders: no {name:?} above {}",
-            frame.terragrunt_dir
-        )
-    })
+    fallback.ok_or_else(|| format!("find_in_parent_folders: no {name:?} above {}", frame.terragrunt_dir))
 }
 
 fn get_terragrunt_dir(_: FuncArgs) -> Result<Value, String> {
@@ -205,33 +164,21 @@ fn get_repo_root(_: FuncArgs) -> Result<Value, String> {
 }
 
 fn get_path_to_repo_root(_: FuncArgs) -> Result<Value, String> {
-    Ok(Value::from(relative_path(
-        &current_frame()?.terragrunt_dir,
-        "",
-    )))
+    Ok(Value::from(relative_path(&current_frame()?.terragrunt_dir, "")))
 }
 
 fn get_path_from_repo_root(_: FuncArgs) -> Result<Value, String> {
-    Ok(Value::from(relative_path(
-        "",
-        &current_frame()?.terragrunt_dir,
-    )))
+    Ok(Value::from(relative_path("", &current_frame()?.terragrunt_dir)))
 }
 
 fn path_relative_to_include(args: FuncArgs) -> Result<Value, String> {
     let frame = current_frame()?;
-    Ok(Value::from(relative_path(
-        &include_dir(&args)?,
-        &frame.terragrunt_dir,
-    )))
+    Ok(Value::from(relative_path(&include_dir(&args)?, &frame.terragrunt_dir)))
 }
 
 fn path_relative_from_include(args: FuncArgs) -> Result<Value, String> {
     let frame = current_frame()?;
-    Ok(Value::from(relative_path(
-        &frame.terragrunt_dir,
-        &include_dir(&args)?,
-    )))
+    Ok(Value::from(relative_path(&frame.terragrunt_dir, &include_dir(&args)?)))
 }
 
 /// `get_env` evaluates to its default: detection must not depend on the CI runner's environment.
@@ -240,21 +187,15 @@ fn get_env(args: FuncArgs) -> Result<Value, String> {
 }
 
 fn command_list(commands: &[&str]) -> Result<Value, String> {
-    Ok(Value::Array(
-        commands.iter().map(|c| Value::from(*c)).collect(),
-    ))
+    Ok(Value::Array(commands.iter().map(|c| Value::from(*c)).collect()))
 }
 
 fn commands_need_locking(_: FuncArgs) -> Result<Value, String> {
-    command_list(&[
-        "apply", "destroy", "import", "init", "plan", "refresh", "taint", "untaint",
-    ])
+    command_list(&["apply", "destroy", "import", "init", "plan", "refresh", "taint", "untaint"])
 }
 
 fn commands_need_vars(_: FuncArgs) -> Result<Value, String> {
-    command_list(&[
-        "apply", "console", "destroy", "import", "plan", "push", "refresh",
-    ])
+    command_list(&["apply", "console", "destroy", "import", "plan", "push", "refresh"])
 }
 
 fn commands_need_input(_: FuncArgs) -> Result<Value, String> {
@@ -289,7 +230,11 @@ fn read_terragrunt_config(args: FuncArgs) -> Result<Value, String> {
 }
 
 fn read_text(path: &str) -> Result<String, String> {
-    let bytes = with_state(|s| s.shared.snapshot.read(path))?.map_err(|e| e.to_string())?;
+    let bytes = with_state(|s| s.shared.snapshot.read(path))?.map_err(|e| {
+        let message = e.to_string();
+        let _ = with_state(|s| s.reads.warnings.push(message.clone()));
+        message
+    })?;
     let bytes = bytes.ok_or_else(|| format!("{path} does not exist"))?;
     String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8 text"))
 }
@@ -304,10 +249,7 @@ fn read_tfvars_file(args: FuncArgs) -> Result<Value, String> {
     let ctx = Context::new();
     let mut values = Map::new();
     for attr in body.attributes() {
-        values.insert(
-            attr.key.to_string(),
-            attr.expr.evaluate(&ctx).map_err(|e| e.to_string())?,
-        );
+        values.insert(attr.key.to_string(), attr.expr.evaluate(&ctx).map_err(|e| e.to_string())?);
     }
     Ok(Value::Object(values))
 }
@@ -328,18 +270,13 @@ fn mark_glob_as_read(args: FuncArgs) -> Result<Value, String> {
     let frame = current_frame()?;
     let pattern = string(&args[0])?;
     let absolute = snapshot::join(&to_absolute(&frame.terragrunt_dir), pattern);
-    let relative = snapshot::to_repo_relative(&absolute)
-        .ok_or_else(|| format!("glob {pattern:?} leaves the repository"))?;
+    let relative =
+        snapshot::to_repo_relative(&absolute).ok_or_else(|| format!("glob {pattern:?} leaves the repository"))?;
     let matcher = crate::reads::compile_glob(&relative).map_err(|e| e.to_string())?;
     let matches: Vec<Value> = with_state(|s| {
         s.reads.globs.insert(relative.clone());
-        let mut found: Vec<String> = s
-            .shared
-            .snapshot
-            .paths()
-            .filter(|p| matcher.is_match(p))
-            .map(to_absolute)
-            .collect();
+        let mut found: Vec<String> =
+            s.shared.snapshot.paths().filter(|p| matcher.is_match(p)).map(to_absolute).collect();
         found.sort();
         found.into_iter().map(Value::from).collect()
     })?;
@@ -353,9 +290,7 @@ fn file(args: FuncArgs) -> Result<Value, String> {
 
 fn fileexists(args: FuncArgs) -> Result<Value, String> {
     let path = read_path(&args[0])?;
-    Ok(Value::from(with_state(|s| {
-        s.shared.snapshot.entry(&path).is_some()
-    })?))
+    Ok(Value::from(with_state(|s| s.shared.snapshot.entry(&path).is_some())?))
 }
 
 fn templatefile(args: FuncArgs) -> Result<Value, String> {
@@ -366,8 +301,7 @@ fn templatefile(args: FuncArgs) -> Result<Value, String> {
 fn abspath(args: FuncArgs) -> Result<Value, String> {
     let frame = current_frame()?;
     let absolute = snapshot::join(&to_absolute(&frame.terragrunt_dir), string(&args[0])?);
-    let relative =
-        snapshot::to_repo_relative(&absolute).ok_or("abspath: path leaves the repository")?;
+    let relative = snapshot::to_repo_relative(&absolute).ok_or("abspath: path leaves the repository")?;
     Ok(Value::from(to_absolute(&relative)))
 }
 
@@ -399,12 +333,7 @@ fn format(args: FuncArgs) -> Result<Value, String> {
                 let value = rest.next().ok_or("format: too few arguments")?;
                 out.push_str(&display(value)?);
             }
-            other => {
-                return Err(format!(
-                    "format: unsupported verb %{}",
-                    other.unwrap_or(' ')
-                ))
-            }
+            other => return Err(format!("format: unsupported verb %{}", other.unwrap_or(' '))),
         }
     }
     Ok(Value::from(out))
@@ -422,19 +351,14 @@ fn trimsuffix(args: FuncArgs) -> Result<Value, String> {
 
 fn trim(args: FuncArgs) -> Result<Value, String> {
     let cut: Vec<char> = string(&args[1])?.chars().collect();
-    Ok(Value::from(
-        string(&args[0])?.trim_matches(|c| cut.contains(&c)),
-    ))
+    Ok(Value::from(string(&args[0])?.trim_matches(|c| cut.contains(&c))))
 }
 
 fn replace(args: FuncArgs) -> Result<Value, String> {
     let (s, from, to) = (string(&args[0])?, string(&args[1])?, string(&args[2])?);
     if from.len() > 1 && from.starts_with('/') && from.ends_with('/') {
         let re = regex::Regex::new(&from[1..from.len() - 1]).map_err(|e| e.to_string())?;
-        return Ok(Value::from(
-            re.replace_all(s, to.replace('$', "$$").as_str())
-                .into_owned(),
-        ));
+        return Ok(Value::from(re.replace_all(s, to.replace('$', "$$").as_str()).into_owned()));
     }
     Ok(Value::from(s.replace(from, to)))
 }
@@ -469,9 +393,7 @@ fn json_to_value(text: &str) -> Result<Value, String> {
 }
 
 fn jsonencode(args: FuncArgs) -> Result<Value, String> {
-    serde_json::to_string(&args[0])
-        .map(Value::from)
-        .map_err(|e| e.to_string())
+    serde_json::to_string(&args[0]).map(Value::from).map_err(|e| e.to_string())
 }
 
 // ----- collections -----
@@ -500,19 +422,13 @@ fn lookup(args: FuncArgs) -> Result<Value, String> {
     let key = string(&args[1])?;
     match args[0].as_object().and_then(|o| o.get(key)) {
         Some(v) => Ok(v.clone()),
-        None => args
-            .get(2)
-            .cloned()
-            .ok_or_else(|| format!("lookup: no key {key:?}")),
+        None => args.get(2).cloned().ok_or_else(|| format!("lookup: no key {key:?}")),
     }
 }
 
 fn element(args: FuncArgs) -> Result<Value, String> {
     let list = array(&args[0])?;
-    let index = args[1]
-        .as_number()
-        .and_then(|n| n.as_u64())
-        .ok_or("element: index must be a whole number")?;
+    let index = args[1].as_number().and_then(|n| n.as_u64()).ok_or("element: index must be a whole number")?;
     if list.is_empty() {
         return Err("element: empty list".to_owned());
     }
@@ -542,9 +458,7 @@ fn contains(args: FuncArgs) -> Result<Value, String> {
 
 fn keys(args: FuncArgs) -> Result<Value, String> {
     let object = args[0].as_object().ok_or("keys: expected an object")?;
-    Ok(Value::Array(
-        object.keys().map(|k| Value::from(k.as_str())).collect(),
-    ))
+    Ok(Value::Array(object.keys().map(|k| Value::from(k.as_str())).collect()))
 }
 
 fn values(args: FuncArgs) -> Result<Value, String> {
@@ -575,19 +489,11 @@ fn distinct(args: FuncArgs) -> Result<Value, String> {
 }
 
 fn compact(args: FuncArgs) -> Result<Value, String> {
-    Ok(Value::Array(
-        array(&args[0])?
-            .iter()
-            .filter(|v| !v.is_null() && v.as_str() != Some(""))
-            .cloned()
-            .collect(),
-    ))
+    Ok(Value::Array(array(&args[0])?.iter().filter(|v| !v.is_null() && v.as_str() != Some("")).cloned().collect()))
 }
 
 fn reverse(args: FuncArgs) -> Result<Value, String> {
-    Ok(Value::Array(
-        array(&args[0])?.iter().rev().cloned().collect(),
-    ))
+    Ok(Value::Array(array(&args[0])?.iter().rev().cloned().collect()))
 }
 
 fn tolist(args: FuncArgs) -> Result<Value, String> {
@@ -606,11 +512,9 @@ pub fn resolve_try_and_can(expr: &Expression, ctx: &Context) -> Expression {
         Expression::FuncCall(call) if call.name.namespace.is_empty() => {
             let args: Vec<Expression> = call.args.iter().map(recurse).collect();
             match call.name.name.as_str() {
-                "try" => args
-                    .iter()
-                    .find_map(|a| a.evaluate(ctx).ok())
-                    .map(Expression::from)
-                    .unwrap_or_else(|| expr.clone()),
+                "try" => {
+                    args.iter().find_map(|a| a.evaluate(ctx).ok()).map(Expression::from).unwrap_or_else(|| expr.clone())
+                }
                 "can" => Expression::Bool(args.first().is_some_and(|a| a.evaluate(ctx).is_ok())),
                 _ => {
                     let mut rebuilt = FuncCall::new(call.name.clone());
@@ -621,12 +525,7 @@ pub fn resolve_try_and_can(expr: &Expression, ctx: &Context) -> Expression {
             }
         }
         Expression::Array(items) => Expression::Array(items.iter().map(recurse).collect()),
-        Expression::Object(object) => Expression::Object(
-            object
-                .iter()
-                .map(|(k, v)| (k.clone(), recurse(v)))
-                .collect(),
-        ),
+        Expression::Object(object) => Expression::Object(object.iter().map(|(k, v)| (k.clone(), recurse(v))).collect()),
         Expression::Parenthesis(inner) => Expression::Parenthesis(Box::new(recurse(inner))),
         Expression::Conditional(c) => {
             let mut c = c.as_ref().clone();

@@ -71,15 +71,12 @@ pub struct GitRepo {
 impl GitRepo {
     /// Opens the repository whose top level is at or above `dir`; the repo root is the top level.
     pub fn open(dir: &Path) -> Result<GitRepo, GitError> {
-        let out = git_in(dir, &["rev-parse", "--show-toplevel"])
-            .map_err(|_| GitError::NotARepo(dir.to_path_buf()))?;
+        let out = git_in(dir, &["rev-parse", "--show-toplevel"]).map_err(|_| GitError::NotARepo(dir.to_path_buf()))?;
         let top = String::from_utf8_lossy(&out).trim().to_owned();
         if top.is_empty() {
             return Err(GitError::NotARepo(dir.to_path_buf()));
         }
-        Ok(GitRepo {
-            dir: PathBuf::from(top),
-        })
+        Ok(GitRepo { dir: PathBuf::from(top) })
     }
 
     /// The top-level directory.
@@ -94,27 +91,19 @@ impl GitRepo {
     /// Resolves a revision (`HEAD~1`, a branch, a SHA) to a full commit id.
     pub fn resolve_commit(&self, rev: &str) -> Result<String, GitError> {
         let spec = format!("{rev}^{{commit}}");
-        match self.git(&[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            "--end-of-options",
-            &spec,
-        ]) {
+        match self.git(&["rev-parse", "--verify", "--quiet", "--end-of-options", &spec]) {
             Ok(out) => Ok(String::from_utf8_lossy(&out).trim().to_owned()),
             Err(_) => {
                 let shallow = self
                     .git(&["rev-parse", "--is-shallow-repository"])
                     .is_ok_and(|o| String::from_utf8_lossy(&o).trim() == "true");
                 let hint = if shallow {
-                    " (this is a shallow clone: fetch more history, e.g. actions/checkout with fetch-depth: 0)".to_owned()
+                    " (this is a shallow clone: fetch more history, e.g. actions/checkout with fetch-depth: 0)"
+                        .to_owned()
                 } else {
                     String::new()
                 };
-                Err(GitError::UnknownRevision {
-                    rev: rev.to_owned(),
-                    hint,
-                })
+                Err(GitError::UnknownRevision { rev: rev.to_owned(), hint })
             }
         }
     }
@@ -146,10 +135,7 @@ impl GitRepo {
                 Some(b'D') => FileStatus::Deleted,
                 _ => FileStatus::Modified,
             };
-            files.push(ChangedFile {
-                path: String::from_utf8_lossy(path).into_owned(),
-                status,
-            });
+            files.push(ChangedFile { path: String::from_utf8_lossy(path).into_owned(), status });
         }
         Ok(files)
     }
@@ -168,8 +154,7 @@ impl GitRepo {
             let meta = String::from_utf8_lossy(&record[..tab]);
             let path = String::from_utf8_lossy(&record[tab + 1..]).into_owned();
             let mut parts = meta.split_whitespace();
-            let (Some(mode), Some(kind), Some(id), size) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
+            let (Some(mode), Some(kind), Some(id), size) = (parts.next(), parts.next(), parts.next(), parts.next())
             else {
                 continue;
             };
@@ -180,32 +165,18 @@ impl GitRepo {
             if mode == "120000" {
                 symlinks.push((path, id.to_owned()));
             } else {
-                if size <= PREFETCH_MAX_BYTES
-                    && PREFETCH_EXTENSIONS.iter().any(|e| path.ends_with(e))
-                {
+                if size <= PREFETCH_MAX_BYTES && PREFETCH_EXTENSIONS.iter().any(|e| path.ends_with(e)) {
                     prefetch.push(id.to_owned());
                 }
-                entries.insert(
-                    path,
-                    EntryKind::File {
-                        size,
-                        id: id.to_owned(),
-                    },
-                );
+                entries.insert(path, EntryKind::File { size, id: id.to_owned() });
             }
         }
-        let source = GitSource {
-            dir: self.dir.clone(),
-            blobs: Mutex::new(HashMap::new()),
-        };
+        let source = GitSource { dir: self.dir.clone(), blobs: Mutex::new(HashMap::new()) };
         let link_ids: Vec<String> = symlinks.iter().map(|(_, id)| id.clone()).collect();
         prefetch.extend(link_ids);
         source.fetch(&prefetch)?;
         for (path, id) in symlinks {
-            let target = source
-                .cached(&id)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
+            let target = source.cached(&id).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
             entries.insert(path, EntryKind::Symlink(target));
         }
         Ok(Snapshot::new(entries, Box::new(source)))
@@ -213,12 +184,7 @@ impl GitRepo {
 }
 
 fn git_in(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()?;
+    let out = Command::new("git").arg("-C").arg(dir).args(args).stdin(Stdio::null()).output()?;
     if !out.status.success() {
         return Err(GitError::Failed {
             args: args.join(" "),
@@ -236,11 +202,7 @@ struct GitSource {
 
 impl GitSource {
     fn cached(&self, id: &str) -> Option<Arc<[u8]>> {
-        self.blobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(id)
-            .cloned()
+        self.blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).cloned()
     }
 
     /// Loads many blobs through one `git cat-file --batch` process.
@@ -257,19 +219,11 @@ impl GitSource {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;
-        let mut stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| std::io::Error::other("no stdin"))?;
+        let mut stdin = child.stdin.take().ok_or_else(|| std::io::Error::other("no stdin"))?;
         let request: String = missing.iter().map(|id| format!("{id}\n")).collect();
         // Write from another thread: git answers while we are still asking, and both pipes would fill up.
         let writer = std::thread::spawn(move || stdin.write_all(request.as_bytes()));
-        let mut reader = BufReader::new(
-            child
-                .stdout
-                .take()
-                .ok_or_else(|| std::io::Error::other("no stdout"))?,
-        );
+        let mut reader = BufReader::new(child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?);
         let mut loaded = HashMap::with_capacity(missing.len());
         let mut header = String::new();
         for _ in 0..missing.len() {
@@ -278,16 +232,13 @@ impl GitSource {
                 break;
             }
             let mut parts = header.split_whitespace();
-            let (Some(id), Some(kind), Some(size)) = (parts.next(), parts.next(), parts.next())
-            else {
+            let (Some(id), Some(kind), Some(size)) = (parts.next(), parts.next(), parts.next()) else {
                 continue;
             };
             if kind == "missing" {
                 continue;
             }
-            let size: usize = size
-                .parse()
-                .map_err(|_| std::io::Error::other("bad cat-file header"))?;
+            let size: usize = size.parse().map_err(|_| std::io::Error::other("bad cat-file header"))?;
             let mut body = vec![0; size + 1]; // contents plus the trailing newline
             reader.read_exact(&mut body)?;
             body.pop();
@@ -295,10 +246,7 @@ impl GitSource {
         }
         let _ = writer.join();
         let _ = child.wait();
-        self.blobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(loaded);
+        self.blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(loaded);
         Ok(())
     }
 }
@@ -308,19 +256,12 @@ impl BlobSource for GitSource {
         if let Some(hit) = self.cached(id) {
             return Ok(hit.to_vec());
         }
-        self.fetch(&[id.to_owned()])
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        self.cached(id)
-            .map(|b| b.to_vec())
-            .ok_or_else(|| std::io::Error::other(format!("blob {id} is missing")))
+        self.fetch(&[id.to_owned()]).map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.cached(id).map(|b| b.to_vec()).ok_or_else(|| std::io::Error::other(format!("blob {id} is missing")))
     }
 
     fn prefetch(&self, wanted: &[(&str, &str)]) {
-        let ids: Vec<String> = wanted
-            .iter()
-            .filter(|(_, id)| !id.is_empty())
-            .map(|(_, id)| (*id).to_owned())
-            .collect();
+        let ids: Vec<String> = wanted.iter().filter(|(_, id)| !id.is_empty()).map(|(_, id)| (*id).to_owned()).collect();
         let _ = self.fetch(&ids);
     }
 }

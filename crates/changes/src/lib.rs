@@ -24,7 +24,5 @@ pub use reads::Reads;
 pub use snapshot::Snapshot;
 
 pub use accounts::{AccountOrder, AccountsError};
-pub use detect::{
-    detect_changes, ChangeReport, DetectError, DetectOptions, SelectedUnit, SkippedUnit,
-};
+pub use detect::{detect_changes, ChangeReport, DetectError, DetectOptions, SelectedUnit, SkippedUnit};
 pub use units::{discover_units, units_reading, UnitsAnswer, UnitsError, UnitsQuery};

@@ -49,11 +49,8 @@ pub struct ParsedConfig {
 
 /// Parses config text: HCL native syntax, or the JSON flavour for `*.hcl.json`.
 pub fn parse_config(path: &str, text: &str) -> Result<ParsedConfig, String> {
-    let body = if path.ends_with(".json") {
-        json_to_body(text)?
-    } else {
-        hcl::parse(text).map_err(|e| e.to_string())?
-    };
+    let body =
+        if path.ends_with(".json") { json_to_body(text)? } else { hcl::parse(text).map_err(|e| e.to_string())? };
     Ok(index(&body))
 }
 
@@ -63,9 +60,7 @@ fn index(body: &Body) -> ParsedConfig {
         match structure {
             Structure::Attribute(attr) => {
                 collect_functions(&attr.expr, &mut parsed.functions);
-                parsed
-                    .top_level
-                    .push((attr.key.to_string(), attr.expr.clone()));
+                parsed.top_level.push((attr.key.to_string(), attr.expr.clone()));
             }
             Structure::Block(block) => index_block(block, &mut parsed),
         }
@@ -74,47 +69,28 @@ fn index(body: &Body) -> ParsedConfig {
 }
 
 fn index_block(block: &Block, parsed: &mut ParsedConfig) {
-    let label = block
-        .labels
-        .first()
-        .map(|l| l.as_str().to_owned())
-        .unwrap_or_default();
+    let label = block.labels.first().map(|l| l.as_str().to_owned()).unwrap_or_default();
     let attrs = || block.body.attributes();
     for attr in attrs() {
         collect_functions(&attr.expr, &mut parsed.functions);
     }
     match block.identifier.as_str() {
-        "locals" => parsed
-            .locals
-            .extend(attrs().map(|a| (a.key.to_string(), a.expr.clone()))),
+        "locals" => parsed.locals.extend(attrs().map(|a| (a.key.to_string(), a.expr.clone()))),
         "include" => {
             if let Some(path) = attrs().find(|a| a.key.as_str() == "path") {
-                parsed.includes.push(IncludeSpec {
-                    name: label,
-                    path: path.expr.clone(),
-                });
+                parsed.includes.push(IncludeSpec { name: label, path: path.expr.clone() });
             }
         }
         "dependency" => {
-            parsed.dependency_paths.extend(
-                attrs()
-                    .filter(|a| a.key.as_str() == "config_path")
-                    .map(|a| a.expr.clone()),
-            );
+            parsed.dependency_paths.extend(attrs().filter(|a| a.key.as_str() == "config_path").map(|a| a.expr.clone()));
             // mock_outputs and friends may still read files.
             collect_nested_reads(&block.body, parsed, &["config_path"]);
         }
         "dependencies" => {
-            parsed.dependency_paths.extend(
-                attrs()
-                    .filter(|a| a.key.as_str() == "paths")
-                    .map(|a| a.expr.clone()),
-            );
+            parsed.dependency_paths.extend(attrs().filter(|a| a.key.as_str() == "paths").map(|a| a.expr.clone()));
         }
         "terraform" => {
-            parsed.terraform_source = attrs()
-                .find(|a| a.key.as_str() == "source")
-                .map(|a| a.expr.clone());
+            parsed.terraform_source = attrs().find(|a| a.key.as_str() == "source").map(|a| a.expr.clone());
             collect_nested_reads(&block.body, parsed, &["source"]);
         }
         _ => collect_nested_reads(&block.body, parsed, &[]),
@@ -243,10 +219,7 @@ fn json_to_body(text: &str) -> Result<Body, String> {
     let mut hcl_text = String::new();
     for (key, value) in &top {
         match (key.as_str(), value) {
-            (
-                "locals" | "terraform" | "dependencies" | "remote_state",
-                serde_json::Value::Object(o),
-            ) => {
+            ("locals" | "terraform" | "dependencies" | "remote_state", serde_json::Value::Object(o)) => {
                 hcl_text.push_str(&format!("{key} {{\n{}}}\n", json_attributes(o)?));
             }
             ("include" | "dependency" | "generate", serde_json::Value::Object(labelled)) => {
@@ -254,11 +227,7 @@ fn json_to_body(text: &str) -> Result<Body, String> {
                     let serde_json::Value::Object(inner) = inner else {
                         return Err(format!("{key}.{label} must be an object"));
                     };
-                    hcl_text.push_str(&format!(
-                        "{key} {} {{\n{}}}\n",
-                        json_string(label),
-                        json_attributes(inner)?
-                    ));
+                    hcl_text.push_str(&format!("{key} {} {{\n{}}}\n", json_string(label), json_attributes(inner)?));
                 }
             }
             _ => hcl_text.push_str(&format!("{key} = {}\n", json_expression(value)?)),
@@ -270,10 +239,7 @@ fn json_to_body(text: &str) -> Result<Body, String> {
 fn json_attributes(object: &serde_json::Map<String, serde_json::Value>) -> Result<String, String> {
     let mut out = String::new();
     for (k, v) in object {
-        if !k
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
+        if !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(format!("{k:?} is not a valid attribute name"));
         }
         out.push_str(&format!("  {k} = {}\n", json_expression(v)?));
@@ -285,14 +251,7 @@ fn json_expression(value: &serde_json::Value) -> Result<String, String> {
     Ok(match value {
         serde_json::Value::String(s) => json_string(s),
         serde_json::Value::Array(items) => {
-            format!(
-                "[{}]",
-                items
-                    .iter()
-                    .map(json_expression)
-                    .collect::<Result<Vec<_>, _>>()?
-                    .join(", ")
-            )
+            format!("[{}]", items.iter().map(json_expression).collect::<Result<Vec<_>, _>>()?.join(", "))
         }
         serde_json::Value::Object(o) => {
             let fields = o
@@ -372,11 +331,7 @@ mod tests {
         assert_eq!(parsed.locals.len(), 1);
         assert_eq!(parsed.dependency_paths.len(), 2);
         assert!(parsed.terraform_source.is_some());
-        assert_eq!(
-            parsed.nested_reads.len(),
-            2,
-            "mock_outputs and generate.contents"
-        );
+        assert_eq!(parsed.nested_reads.len(), 2, "mock_outputs and generate.contents");
         assert_eq!(parsed.top_level.len(), 1);
         assert!(parsed.functions.contains("find_in_parent_folders"));
     }

@@ -45,21 +45,14 @@ impl Reads {
 
     /// Compiles the globs once so many files can be matched quickly.
     pub fn matcher(&self) -> ReadMatcher<'_> {
-        let globs = self
-            .globs
-            .iter()
-            .filter_map(|g| compile_glob(g).ok())
-            .collect();
+        let globs = self.globs.iter().filter_map(|g| compile_glob(g).ok()).collect();
         ReadMatcher { reads: self, globs }
     }
 }
 
 /// Compiles a terragrunt-style glob: `*` stays within a path segment, `**` crosses them, `{a,b}` alternates.
 pub fn compile_glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
-    GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
-        .map(|g: Glob| g.compile_matcher())
+    GlobBuilder::new(pattern).literal_separator(true).build().map(|g: Glob| g.compile_matcher())
 }
 
 /// How a file is read by a unit.
@@ -82,11 +75,7 @@ impl ReadMatcher<'_> {
     /// matters only for unresolved reads with no known prefix.
     pub fn reads(&self, file: &str, in_other_unit: bool) -> Option<ReadMatch> {
         if self.reads.files.contains(file)
-            || self
-                .reads
-                .source_dirs
-                .iter()
-                .any(|d| is_under(file, d) && is_module_file(file))
+            || self.reads.source_dirs.iter().any(|d| is_under(file, d) && is_module_file(file))
             || self.globs.iter().any(|g| g.is_match(file))
         {
             return Some(ReadMatch::Read);
@@ -103,9 +92,7 @@ impl ReadMatcher<'_> {
 
 /// True when `path` is `dir` itself or inside it (repo-relative; `""` is the root).
 pub fn is_under(path: &str, dir: &str) -> bool {
-    dir.is_empty()
-        || path == dir
-        || (path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
+    dir.is_empty() || path == dir || (path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
 }
 
 fn is_module_file(path: &str) -> bool {
@@ -122,10 +109,7 @@ mod tests {
         reads.files.insert("_envcommon/vpc.hcl".into());
         reads.source_dirs.insert("modules/vpc".into());
         reads.globs.insert("dev/app/{*.yaml,**/*.yaml}".into());
-        reads.unresolved.push(Unresolved {
-            prefix: Some("dev/app/src/".into()),
-            detail: "run_cmd".into(),
-        });
+        reads.unresolved.push(Unresolved { prefix: Some("dev/app/src/".into()), detail: "run_cmd".into() });
         let m = reads.matcher();
         assert_eq!(m.reads("_envcommon/vpc.hcl", false), Some(ReadMatch::Read));
         assert_eq!(m.reads("modules/vpc/main.tf", false), Some(ReadMatch::Read));
@@ -134,20 +118,11 @@ mod tests {
         assert_eq!(m.reads("dev/app/a.yaml", false), Some(ReadMatch::Read));
         assert_eq!(m.reads("dev/app/x/y/b.yaml", false), Some(ReadMatch::Read));
         assert_eq!(m.reads("dev/other/a.yaml", false), None);
-        assert!(matches!(
-            m.reads("dev/app/src/x.txt", true),
-            Some(ReadMatch::Unresolved(_))
-        ));
+        assert!(matches!(m.reads("dev/app/src/x.txt", true), Some(ReadMatch::Unresolved(_))));
         assert_eq!(m.reads("README.md", false), None);
-        reads.unresolved.push(Unresolved {
-            prefix: None,
-            detail: "unknown".into(),
-        });
+        reads.unresolved.push(Unresolved { prefix: None, detail: "unknown".into() });
         let m = reads.matcher();
-        assert!(matches!(
-            m.reads("README.md", false),
-            Some(ReadMatch::Unresolved(_))
-        ));
+        assert!(matches!(m.reads("README.md", false), Some(ReadMatch::Unresolved(_))));
         assert_eq!(m.reads("prod/vpc/terragrunt.hcl", true), None);
     }
 

@@ -59,9 +59,7 @@ pub struct Snapshot {
 
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot")
-            .field("entries", &self.entries.len())
-            .finish()
+        f.debug_struct("Snapshot").field("entries", &self.entries.len()).finish()
     }
 }
 
@@ -79,11 +77,7 @@ impl Snapshot {
                 p = parent;
             }
         }
-        Snapshot {
-            entries,
-            dirs,
-            source,
-        }
+        Snapshot { entries, dirs, source }
     }
 
     /// Every file and symlink path, unsorted.
@@ -111,9 +105,7 @@ impl Snapshot {
         let wanted: Vec<(&str, &str)> = paths
             .iter()
             .filter_map(|p| match self.entries.get(*p) {
-                Some(EntryKind::File { id, size }) if *size <= MAX_READ_BYTES => {
-                    Some((*p, id.as_str()))
-                }
+                Some(EntryKind::File { id, size }) if *size <= MAX_READ_BYTES => Some((*p, id.as_str())),
                 _ => None,
             })
             .collect();
@@ -161,19 +153,10 @@ impl Snapshot {
         let real = self.resolve(path).map_err(ReadError::Resolve)?;
         match self.entries.get(&real) {
             Some(EntryKind::File { size, .. }) if *size > MAX_READ_BYTES => {
-                Err(ReadError::TooLarge {
-                    path: real,
-                    size: *size,
-                })
+                Err(ReadError::TooLarge { path: real, size: *size })
             }
             Some(EntryKind::File { id, .. }) => {
-                self.source
-                    .read(&real, id)
-                    .map(Some)
-                    .map_err(|e| ReadError::Io {
-                        path: real,
-                        message: e.to_string(),
-                    })
+                self.source.read(&real, id).map(Some).map_err(|e| ReadError::Io { path: real, message: e.to_string() })
             }
             _ => Ok(None),
         }
@@ -273,10 +256,7 @@ pub struct MemorySource(pub HashMap<String, Arc<[u8]>>);
 
 impl BlobSource for MemorySource {
     fn read(&self, path: &str, _id: &str) -> std::io::Result<Vec<u8>> {
-        self.0
-            .get(path)
-            .map(|b| b.to_vec())
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+        self.0.get(path).map(|b| b.to_vec()).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
     }
 }
 
@@ -285,13 +265,7 @@ pub fn memory_snapshot(files: &[(&str, &str)], symlinks: &[(&str, &str)]) -> Sna
     let mut entries = HashMap::new();
     let mut blobs = HashMap::new();
     for (path, text) in files {
-        entries.insert(
-            (*path).to_owned(),
-            EntryKind::File {
-                size: text.len() as u64,
-                id: String::new(),
-            },
-        );
+        entries.insert((*path).to_owned(), EntryKind::File { size: text.len() as u64, id: String::new() });
         blobs.insert((*path).to_owned(), Arc::from(text.as_bytes()));
     }
     for (path, target) in symlinks {
@@ -332,30 +306,12 @@ mod tests {
                 ("loop/b", "a"),
             ],
         );
-        assert_eq!(
-            snap.resolve("dev/common.hcl"),
-            Ok("shared/common.hcl".into())
-        );
-        assert_eq!(
-            snap.resolve("dev/linkdir/common.hcl"),
-            Ok("shared/common.hcl".into())
-        );
-        assert_eq!(
-            snap.read("dev/common.hcl").expect("read"),
-            Some(b"x = 1".to_vec())
-        );
-        assert!(matches!(
-            snap.resolve("dev/out"),
-            Err(ResolveError::Escapes(_))
-        ));
-        assert!(matches!(
-            snap.resolve("dev/abs"),
-            Err(ResolveError::Escapes(_))
-        ));
-        assert!(matches!(
-            snap.resolve("loop/a"),
-            Err(ResolveError::SymlinkLoop(_))
-        ));
+        assert_eq!(snap.resolve("dev/common.hcl"), Ok("shared/common.hcl".into()));
+        assert_eq!(snap.resolve("dev/linkdir/common.hcl"), Ok("shared/common.hcl".into()));
+        assert_eq!(snap.read("dev/common.hcl").expect("read"), Some(b"x = 1".to_vec()));
+        assert!(matches!(snap.resolve("dev/out"), Err(ResolveError::Escapes(_))));
+        assert!(matches!(snap.resolve("dev/abs"), Err(ResolveError::Escapes(_))));
+        assert!(matches!(snap.resolve("loop/a"), Err(ResolveError::SymlinkLoop(_))));
         assert!(snap.is_dir("dev") && snap.is_dir("") && !snap.is_dir("dev/common.hcl"));
     }
 }

@@ -24,10 +24,7 @@ pub fn unit_of_config(path: &str) -> Option<&str> {
 
 /// True when a directory may be a unit: not the root, not under `_envcommon/`, `modules/`, `_ci/` or a dot-folder.
 pub fn is_unit_dir(dir: &str) -> bool {
-    !dir.is_empty()
-        && dir
-            .split('/')
-            .all(|segment| !segment.starts_with('.') && !NON_UNIT_FOLDERS.contains(&segment))
+    !dir.is_empty() && dir.split('/').all(|segment| !segment.starts_with('.') && !NON_UNIT_FOLDERS.contains(&segment))
 }
 
 /// Every unit in the snapshot: unit directory -> its config file.
@@ -35,9 +32,7 @@ pub fn discover_units(snapshot: &Snapshot) -> BTreeMap<String, String> {
     let mut units: BTreeMap<String, String> = BTreeMap::new();
     for path in snapshot.paths() {
         if let Some(dir) = unit_of_config(path) {
-            let preferred = units
-                .get(dir)
-                .is_some_and(|existing| existing.ends_with("terragrunt.hcl"));
+            let preferred = units.get(dir).is_some_and(|existing| existing.ends_with("terragrunt.hcl"));
             if !preferred {
                 units.insert(dir.to_owned(), path.to_owned());
             }
@@ -59,17 +54,11 @@ pub fn owning_unit<'u>(units: &'u BTreeSet<String>, file: &str) -> Option<&'u St
 }
 
 /// Evaluates the given units in parallel on every core and returns their reads.
-pub fn evaluate_units(
-    evaluator: &Evaluator,
-    units: &BTreeMap<String, String>,
-) -> BTreeMap<String, Reads> {
+pub fn evaluate_units(evaluator: &Evaluator, units: &BTreeMap<String, String>) -> BTreeMap<String, Reads> {
     let jobs: Vec<(&String, &String)> = units.iter().collect();
     let prefetch: Vec<&str> = jobs.iter().map(|(_, config)| config.as_str()).collect();
     evaluator.snapshot().prefetch(&prefetch);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(jobs.len().div_ceil(32))
-        .max(1);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().div_ceil(32)).max(1);
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::with_capacity(jobs.len()));
     std::thread::scope(|scope| {
@@ -83,18 +72,11 @@ pub fn evaluate_units(
                     };
                     local.push(((*dir).clone(), evaluator.evaluate_unit(dir, config)));
                 }
-                results
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .extend(local);
+                results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(local);
             });
         }
     });
-    results
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .into_iter()
-        .collect()
+    results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner).into_iter().collect()
 }
 
 /// The filters of `deploy-runner units`.
@@ -148,37 +130,21 @@ struct FilePattern {
 }
 
 impl FilePattern {
-    fn new(
-        pattern: &str,
-        flag: &'static str,
-        snapshot: &Snapshot,
-    ) -> Result<FilePattern, UnitsError> {
+    fn new(pattern: &str, flag: &'static str, snapshot: &Snapshot) -> Result<FilePattern, UnitsError> {
         let pattern = pattern.trim_start_matches("./");
         if pattern.is_empty() {
             return Err(UnitsError::EmptyPattern { flag });
         }
         if !pattern.contains(['*', '?', '[', '{']) {
-            return Ok(FilePattern {
-                literal: Some(pattern.to_owned()),
-                glob: None,
-                expanded: Vec::new(),
-            });
+            return Ok(FilePattern { literal: Some(pattern.to_owned()), glob: None, expanded: Vec::new() });
         }
         let glob = compile_glob(pattern).map_err(|source| UnitsError::BadPattern {
             flag,
             pattern: pattern.to_owned(),
             source,
         })?;
-        let expanded = snapshot
-            .paths()
-            .filter(|p| glob.is_match(p))
-            .map(str::to_owned)
-            .collect();
-        Ok(FilePattern {
-            literal: None,
-            glob: Some(glob),
-            expanded,
-        })
+        let expanded = snapshot.paths().filter(|p| glob.is_match(p)).map(str::to_owned).collect();
+        Ok(FilePattern { literal: None, glob: Some(glob), expanded })
     }
 
     /// Whether a unit with these reads reads a file this pattern names.
@@ -192,16 +158,11 @@ impl FilePattern {
         if reads.files.iter().any(|f| glob.is_match(f)) {
             return Some(ReadMatch::Read);
         }
-        self.expanded
-            .iter()
-            .find_map(|f| matcher.reads(f, in_other(f)))
+        self.expanded.iter().find_map(|f| matcher.reads(f, in_other(f)))
     }
 }
 
-fn dir_matchers(
-    patterns: &[String],
-    flag: &'static str,
-) -> Result<Vec<globset::GlobMatcher>, UnitsError> {
+fn dir_matchers(patterns: &[String], flag: &'static str) -> Result<Vec<globset::GlobMatcher>, UnitsError> {
     patterns
         .iter()
         .map(|p| {
@@ -209,77 +170,46 @@ fn dir_matchers(
             if p.is_empty() {
                 return Err(UnitsError::EmptyPattern { flag });
             }
-            compile_glob(p).map_err(|source| UnitsError::BadPattern {
-                flag,
-                pattern: p.to_owned(),
-                source,
-            })
+            compile_glob(p).map_err(|source| UnitsError::BadPattern { flag, pattern: p.to_owned(), source })
         })
         .collect()
 }
 
 /// Answers a units query: the units of `snapshot` that read (or don't read) the given files.
-pub fn units_reading(
-    snapshot: Arc<Snapshot>,
-    query: &UnitsQuery,
-) -> Result<UnitsAnswer, UnitsError> {
-    let reading: Vec<FilePattern> = query
-        .reading
-        .iter()
-        .map(|p| FilePattern::new(p, "--reading", &snapshot))
-        .collect::<Result<_, _>>()?;
-    let not_reading: Vec<FilePattern> = query
-        .not_reading
-        .iter()
-        .map(|p| FilePattern::new(p, "--not-reading", &snapshot))
-        .collect::<Result<_, _>>()?;
+pub fn units_reading(snapshot: Arc<Snapshot>, query: &UnitsQuery) -> Result<UnitsAnswer, UnitsError> {
+    let reading: Vec<FilePattern> =
+        query.reading.iter().map(|p| FilePattern::new(p, "--reading", &snapshot)).collect::<Result<_, _>>()?;
+    let not_reading: Vec<FilePattern> =
+        query.not_reading.iter().map(|p| FilePattern::new(p, "--not-reading", &snapshot)).collect::<Result<_, _>>()?;
     let include = dir_matchers(&query.include_dirs, "--include-dir")?;
     let exclude = dir_matchers(&query.exclude_dirs, "--exclude-dir")?;
 
     let units = discover_units(&snapshot);
     let unit_dirs: BTreeSet<String> = units.keys().cloned().collect();
     let needs_reads = !reading.is_empty() || !not_reading.is_empty();
-    let reads = if needs_reads {
-        evaluate_units(&Evaluator::new(snapshot), &units)
-    } else {
-        BTreeMap::new()
-    };
+    let reads = if needs_reads { evaluate_units(&Evaluator::new(snapshot), &units) } else { BTreeMap::new() };
     let empty = Reads::default();
     let mut answer = UnitsAnswer::default();
     for dir in &unit_dirs {
         let unit_reads = reads.get(dir).unwrap_or(&empty);
         let mut selected = reading.is_empty()
-            || reading
-                .iter()
-                .any(|p| match p.read_by(dir, unit_reads, &unit_dirs) {
-                    Some(ReadMatch::Unresolved(detail)) => {
-                        answer.warnings.push(format!(
-                            "{dir}: selected because an unresolved read ({detail}) could read it"
-                        ));
-                        true
-                    }
-                    Some(ReadMatch::Read) => true,
-                    None => false,
-                });
-        if selected
-            && not_reading
-                .iter()
-                .any(|p| p.read_by(dir, unit_reads, &unit_dirs).is_some())
-        {
+            || reading.iter().any(|p| match p.read_by(dir, unit_reads, &unit_dirs) {
+                Some(ReadMatch::Unresolved(detail)) => {
+                    answer
+                        .warnings
+                        .push(format!("{dir}: selected because an unresolved read ({detail}) could read it"));
+                    true
+                }
+                Some(ReadMatch::Read) => true,
+                None => false,
+            });
+        if selected && not_reading.iter().any(|p| p.read_by(dir, unit_reads, &unit_dirs).is_some()) {
             selected = false;
         }
-        if !selected
-            && include
-                .iter()
-                .any(|g| g.is_match(dir) || is_under(dir, g.glob().glob()))
-        {
+        if !selected && include.iter().any(|g| g.is_match(dir) || is_under(dir, g.glob().glob())) {
             selected = true;
         }
-        if selected
-            && exclude
-                .iter()
-                .any(|g| g.is_match(dir) || is_under(dir, g.glob().glob()))
-        {
+        if selected && exclude.iter().any(|g| g.is_match(dir) || is_under(dir, g.glob().glob())) {
             selected = false;
         }
         if selected {
@@ -299,10 +229,7 @@ mod tests {
     #[test]
     fn what_is_a_unit() {
         assert_eq!(unit_of_config("dev/vpc/terragrunt.hcl"), Some("dev/vpc"));
-        assert_eq!(
-            unit_of_config("dev/vpc/terragrunt.hcl.json"),
-            Some("dev/vpc")
-        );
+        assert_eq!(unit_of_config("dev/vpc/terragrunt.hcl.json"), Some("dev/vpc"));
         for not_unit in [
             "terragrunt.hcl",
             "_envcommon/vpc/terragrunt.hcl",
@@ -318,18 +245,9 @@ mod tests {
 
     #[test]
     fn nearest_unit_owns_a_file() {
-        let units: BTreeSet<String> = ["dev/app", "dev/app/nested"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(
-            owning_unit(&units, "dev/app/src/main.py").map(String::as_str),
-            Some("dev/app")
-        );
-        assert_eq!(
-            owning_unit(&units, "dev/app/nested/x.tf").map(String::as_str),
-            Some("dev/app/nested")
-        );
+        let units: BTreeSet<String> = ["dev/app", "dev/app/nested"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(owning_unit(&units, "dev/app/src/main.py").map(String::as_str), Some("dev/app"));
+        assert_eq!(owning_unit(&units, "dev/app/nested/x.tf").map(String::as_str), Some("dev/app/nested"));
         assert_eq!(owning_unit(&units, "dev/env.hcl"), None);
     }
 }

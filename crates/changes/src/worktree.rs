@@ -28,37 +28,19 @@ pub fn snapshot_dir(root: &Path) -> std::io::Result<Snapshot> {
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
-            let relative = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}/{name}")
-            };
+            let relative = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
             let kind = entry.file_type()?;
             if kind.is_symlink() {
                 let target = std::fs::read_link(entry.path())?;
-                entries.insert(
-                    relative,
-                    EntryKind::Symlink(target.to_string_lossy().into_owned()),
-                );
+                entries.insert(relative, EntryKind::Symlink(target.to_string_lossy().into_owned()));
             } else if kind.is_dir() {
                 if !SKIPPED_DIRS.contains(&name.as_str()) {
                     pending.push((entry.path(), relative));
                 }
             } else if kind.is_file() {
-                entries.insert(
-                    relative,
-                    EntryKind::File {
-                        size: entry.metadata()?.len(),
-                        id: String::new(),
-                    },
-                );
+                entries.insert(relative, EntryKind::File { size: entry.metadata()?.len(), id: String::new() });
             }
         }
     }
-    Ok(Snapshot::new(
-        entries,
-        Box::new(DirSource {
-            root: root.to_path_buf(),
-        }),
-    ))
+    Ok(Snapshot::new(entries, Box::new(DirSource { root: root.to_path_buf() })))
 }

@@ -5,13 +5,7 @@ use std::io::IsTerminal;
 
 /// The format to print in: the flag if given, else text on a terminal and JSON in a pipe.
 pub fn resolve_format(flag: Option<Format>) -> Format {
-    flag.unwrap_or_else(|| {
-        if std::io::stdout().is_terminal() {
-            Format::Text
-        } else {
-            Format::Json
-        }
-    })
+    flag.unwrap_or_else(|| if std::io::stdout().is_terminal() { Format::Text } else { Format::Json })
 }
 
 /// Prints one JSON document on stdout.

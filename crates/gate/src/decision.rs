@@ -112,14 +112,7 @@ pub struct Decision {
 impl Decision {
     /// A denial.
     pub fn deny(reason: Reason, message: impl Into<String>, action: Option<Action>) -> Decision {
-        Decision {
-            decision: Verdict::Deny,
-            reason,
-            message: message.into(),
-            action,
-            container: None,
-            account: None,
-        }
+        Decision { decision: Verdict::Deny, reason, message: message.into(), action, container: None, account: None }
     }
 
     /// True when the request may run.
@@ -131,12 +124,7 @@ impl Decision {
 /// Quotes an untrusted value for a message: escaped, and cut to 80 characters.
 pub fn quote(value: &str) -> String {
     const LIMIT: usize = 80;
-    let mut shown: String = value
-        .chars()
-        .take(LIMIT)
-        .collect::<String>()
-        .escape_debug()
-        .collect();
+    let mut shown: String = value.chars().take(LIMIT).collect::<String>().escape_debug().collect();
     if value.chars().nth(LIMIT).is_some() {
         shown.push_str("...");
     }
@@ -150,25 +138,15 @@ mod tests {
     #[test]
     fn quote_escapes_and_truncates() {
         assert_eq!(quote("a\nb\"c"), r#""a\nb\"c""#);
-        assert_eq!(
-            quote(&"x".repeat(100)),
-            format!("\"{}...\"", "x".repeat(80))
-        );
+        assert_eq!(quote(&"x".repeat(100)), format!("\"{}...\"", "x".repeat(80)));
         assert_eq!(quote("\u{202e}"), r#""\u{202e}""#);
     }
 
     #[test]
     fn wire_names_match_serde() {
-        for reason in [
-            Reason::Ok,
-            Reason::RefNotAllowedForApply,
-            Reason::TooManyUnits,
-        ] {
+        for reason in [Reason::Ok, Reason::RefNotAllowedForApply, Reason::TooManyUnits] {
             assert_eq!(serde_json::to_value(reason).expect("ser"), reason.as_str());
         }
-        assert_eq!(
-            serde_json::to_value(Container::ImageBuilder).expect("ser"),
-            "image-builder"
-        );
+        assert_eq!(serde_json::to_value(Container::ImageBuilder).expect("ser"), "image-builder");
     }
 }

@@ -67,10 +67,7 @@ impl Gate {
     pub fn evaluate(&self, body: &[u8]) -> Outcome {
         match Request::decode(body) {
             Ok(request) => self.evaluate_request(request),
-            Err(e) => Outcome {
-                decision: Decision::deny(e.reason, e.message, e.action),
-                admitted: None,
-            },
+            Err(e) => Outcome { decision: Decision::deny(e.reason, e.message, e.action), admitted: None },
         }
     }
 
@@ -89,10 +86,9 @@ impl Gate {
                 },
                 admitted: Some(admitted),
             },
-            Err(denial) => Outcome {
-                decision: Decision::deny(denial.reason, denial.message, Some(action)),
-                admitted: None,
-            },
+            Err(denial) => {
+                Outcome { decision: Decision::deny(denial.reason, denial.message, Some(action)), admitted: None }
+            }
         }
     }
 
@@ -124,16 +120,10 @@ impl Gate {
             }
             ActionRequest::BuildImage(b) => {
                 if let Err(why) = syntax::check_context_path(&b.context_path) {
-                    deny(
-                        Reason::PathInvalid,
-                        format!("context_path {}: {why}", quote(&b.context_path)),
-                    )?;
+                    deny(Reason::PathInvalid, format!("context_path {}: {why}", quote(&b.context_path)))?;
                 }
                 if let Err(why) = syntax::check_image_tag(&b.tag) {
-                    deny(
-                        Reason::FieldInvalid,
-                        format!("tag {}: {why}", quote(&b.tag)),
-                    )?;
+                    deny(Reason::FieldInvalid, format!("tag {}: {why}", quote(&b.tag)))?;
                 }
                 Container::ImageBuilder
             }
@@ -165,32 +155,19 @@ impl Gate {
                 )?;
             }
             if let Err(why) = syntax::check_variable_value(&u.value) {
-                deny(
-                    Reason::FieldInvalid,
-                    format!("value {}: {why}", quote(&u.value)),
-                )?;
+                deny(Reason::FieldInvalid, format!("value {}: {why}", quote(&u.value)))?;
             }
         }
-        Ok(Admitted {
-            request: request.clone(),
-            container,
-            account,
-        })
+        Ok(Admitted { request: request.clone(), container, account })
     }
 
     fn check_common(&self, request: &Request) -> Check {
         if let Err(why) = syntax::check_actor(&request.actor) {
-            deny(
-                Reason::FieldInvalid,
-                format!("actor {}: {why}", quote(&request.actor)),
-            )?;
+            deny(Reason::FieldInvalid, format!("actor {}: {why}", quote(&request.actor)))?;
         }
         if let Some(id) = &request.request_id {
             if let Err(why) = syntax::check_request_id(id) {
-                deny(
-                    Reason::FieldInvalid,
-                    format!("request_id {}: {why}", quote(id)),
-                )?;
+                deny(Reason::FieldInvalid, format!("request_id {}: {why}", quote(id)))?;
             }
         }
         Ok(())
@@ -254,11 +231,7 @@ impl Gate {
             if self.policy.account(account).is_none() {
                 deny(
                     Reason::UnknownAccount,
-                    format!(
-                        "path {} is in account {}, which the policy does not know",
-                        quote(path),
-                        quote(account)
-                    ),
+                    format!("path {} is in account {}, which the policy does not know", quote(path), quote(account)),
                 )?;
             }
             if i == 0 {
@@ -271,44 +244,26 @@ impl Gate {
     fn check_rollout_units(&self, rollout: &crate::request::Rollout) -> Check {
         let count = rollout.units.len();
         if count == 0 {
-            deny(
-                Reason::FieldInvalid,
-                "units: a rollout needs at least one unit".into(),
-            )?;
+            deny(Reason::FieldInvalid, "units: a rollout needs at least one unit".into())?;
         }
         if count > MAX_ROLLOUT_UNITS {
-            deny(
-                Reason::TooManyUnits,
-                format!("units: {count} units; a rollout takes at most {MAX_ROLLOUT_UNITS}"),
-            )?;
+            deny(Reason::TooManyUnits, format!("units: {count} units; a rollout takes at most {MAX_ROLLOUT_UNITS}"))?;
         }
         let paths: Vec<&str> = rollout.units.iter().map(|u| u.path.as_str()).collect();
         self.check_unit_paths(&paths)?;
         let mut seen = std::collections::HashSet::with_capacity(count);
         for unit in &rollout.units {
             if !seen.insert(unit.path.as_str()) {
-                deny(
-                    Reason::FieldInvalid,
-                    format!("units: path {} appears twice", quote(&unit.path)),
-                )?;
+                deny(Reason::FieldInvalid, format!("units: path {} appears twice", quote(&unit.path)))?;
             }
             match (&unit.source_ref, unit.change) {
-                (None, ChangeKind::Deleted) => deny(
-                    Reason::FieldInvalid,
-                    format!(
-                        "units: deleted unit {} needs a source_ref",
-                        quote(&unit.path)
-                    ),
-                )?,
-                (Some(source_ref), ChangeKind::Deleted) => {
-                    check_ref_field("source_ref", source_ref)?
+                (None, ChangeKind::Deleted) => {
+                    deny(Reason::FieldInvalid, format!("units: deleted unit {} needs a source_ref", quote(&unit.path)))?
                 }
+                (Some(source_ref), ChangeKind::Deleted) => check_ref_field("source_ref", source_ref)?,
                 (Some(_), _) => deny(
                     Reason::FieldInvalid,
-                    format!(
-                        "units: source_ref is only meaningful for deleted units ({})",
-                        quote(&unit.path)
-                    ),
+                    format!("units: source_ref is only meaningful for deleted units ({})", quote(&unit.path)),
                 )?,
                 (None, _) => {}
             }
@@ -320,10 +275,7 @@ impl Gate {
 fn check_ref_field(field: &str, value: &str) -> Check {
     match syntax::check_ref(value) {
         Ok(()) => Ok(()),
-        Err(why) => deny(
-            Reason::RefInvalid,
-            format!("{field} {}: {why}", quote(value)),
-        ),
+        Err(why) => deny(Reason::RefInvalid, format!("{field} {}: {why}", quote(value))),
     }
 }
 

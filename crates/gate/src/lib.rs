@@ -23,10 +23,9 @@ pub mod syntax;
 pub use decision::{quote, Container, Decision, Reason, Verdict};
 pub use gate::{Admitted, Denial, Gate, Outcome, MAX_ROLLOUT_UNITS};
 pub use policy::{
-    Account, Policy, PolicyDocument, PolicyError, RepoAllowList, RepoListDocument, RepoSections,
-    ToolBinary,
+    Account, Policy, PolicyDocument, PolicyError, RepoAllowList, RepoListDocument, RepoSections, ToolBinary,
 };
 pub use request::{
-    Action, ActionRequest, ChangeKind, DecodeError, DeletedUnitTarget, ImageBuild, Request,
-    Rollout, RolloutMode, RolloutUnit, UnitTarget, VariableUpdate,
+    Action, ActionRequest, ChangeKind, DecodeError, DeletedUnitTarget, ImageBuild, Request, Rollout, RolloutMode,
+    RolloutUnit, UnitTarget, VariableUpdate,
 };

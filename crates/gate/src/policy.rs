@@ -141,44 +141,28 @@ impl Policy {
 
     /// Validates and compiles a policy document.
     pub fn from_document(document: PolicyDocument) -> Result<Policy, PolicyError> {
-        let infrastructure_live = compile_repo_list(
-            &document.repos.infrastructure_live,
-            "repos.infrastructure_live",
-        )?;
+        let infrastructure_live = compile_repo_list(&document.repos.infrastructure_live, "repos.infrastructure_live")?;
         let app = compile_repo_list(&document.repos.app, "repos.app")?;
         for (index, r) in document.apply_refs.iter().enumerate() {
-            syntax::check_branch_ref(r)
-                .map_err(|why| invalid(format!("apply_refs[{index}]"), why))?;
+            syntax::check_branch_ref(r).map_err(|why| invalid(format!("apply_refs[{index}]"), why))?;
         }
         if document.accounts.is_empty() {
             return Err(invalid("accounts".into(), "must name at least one account"));
         }
         for (name, account) in &document.accounts {
-            syntax::check_path_segment(name).map_err(|why| {
-                invalid(format!("accounts.{name:?}"), &format!("account name {why}"))
-            })?;
+            syntax::check_path_segment(name)
+                .map_err(|why| invalid(format!("accounts.{name:?}"), &format!("account name {why}")))?;
             if account.id.len() != 12 || !account.id.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(invalid(
-                    format!("accounts.{name}.id"),
-                    "must be a 12-digit AWS account id",
-                ));
+                return Err(invalid(format!("accounts.{name}.id"), "must be a 12-digit AWS account id"));
             }
         }
         let path_guards = compile_regexes(&document.path_guards, "path_guards")?;
         for (index, name) in document.update_variable_names.iter().enumerate() {
             if !is_hcl_identifier(name) {
-                return Err(invalid(
-                    format!("update_variable_names[{index}]"),
-                    "must be an HCL identifier",
-                ));
+                return Err(invalid(format!("update_variable_names[{index}]"), "must be an HCL identifier"));
             }
         }
-        Ok(Policy {
-            document,
-            infrastructure_live,
-            app,
-            path_guards,
-        })
+        Ok(Policy { document, infrastructure_live, app, path_guards })
     }
 
     /// The document this policy was built from.
@@ -208,12 +192,8 @@ impl Policy {
 
     /// Account names in rollout order: by `deploy_order`, then by name.
     pub fn accounts_in_deploy_order(&self) -> Vec<&str> {
-        let mut names: Vec<(&u64, &str)> = self
-            .document
-            .accounts
-            .iter()
-            .map(|(name, a)| (&a.deploy_order, name.as_str()))
-            .collect();
+        let mut names: Vec<(&u64, &str)> =
+            self.document.accounts.iter().map(|(name, a)| (&a.deploy_order, name.as_str())).collect();
         names.sort();
         names.into_iter().map(|(_, name)| name).collect()
     }
@@ -225,10 +205,7 @@ impl Policy {
 
     /// True when `update-variable` may change `name`.
     pub fn is_updatable_variable(&self, name: &str) -> bool {
-        self.document
-            .update_variable_names
-            .iter()
-            .any(|v| v == name)
+        self.document.update_variable_names.iter().any(|v| v == name)
     }
 
     /// The tool the deploy task runs.
@@ -238,21 +215,14 @@ impl Policy {
 }
 
 fn invalid(field: String, message: &str) -> PolicyError {
-    PolicyError::Invalid {
-        field,
-        message: message.to_owned(),
-    }
+    PolicyError::Invalid { field, message: message.to_owned() }
 }
 
 fn compile_repo_list(list: &RepoListDocument, field: &str) -> Result<RepoAllowList, PolicyError> {
     for (index, repo) in list.exact.iter().enumerate() {
-        syntax::check_repo_shape(repo)
-            .map_err(|why| invalid(format!("{field}.exact[{index}]"), why))?;
+        syntax::check_repo_shape(repo).map_err(|why| invalid(format!("{field}.exact[{index}]"), why))?;
     }
-    Ok(RepoAllowList {
-        exact: list.exact.clone(),
-        regex: compile_regexes(&list.regex, &format!("{field}.regex"))?,
-    })
+    Ok(RepoAllowList { exact: list.exact.clone(), regex: compile_regexes(&list.regex, &format!("{field}.regex"))? })
 }
 
 /// Compiles each pattern as a full, case-sensitive match: `\A(?:pattern)\z`.
@@ -270,20 +240,14 @@ fn compile_regexes(patterns: &[String], field: &str) -> Result<Vec<Regex>, Polic
             RegexBuilder::new(&format!(r"\A(?:{pattern})\z"))
                 .size_limit(REGEX_SIZE_LIMIT)
                 .build()
-                .map_err(|source| PolicyError::Regex {
-                    field: field.to_owned(),
-                    index,
-                    source,
-                })
+                .map_err(|source| PolicyError::Regex { field: field.to_owned(), index, source })
         })
         .collect()
 }
 
 fn is_hcl_identifier(name: &str) -> bool {
     let mut bytes = name.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
 }
 
@@ -316,21 +280,9 @@ mod tests {
         let mut base: serde_json::Value = serde_json::from_str(EXAMPLE).expect("json");
         type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
         let cases: Vec<(&str, Mutation, &str)> = vec![
-            (
-                "bad regex",
-                Box::new(|v| v["path_guards"][0] = "(".into()),
-                "path_guards[0] is not a valid regex",
-            ),
-            (
-                "bad repo regex",
-                Box::new(|v| v["repos"]["app"]["regex"][0] = "[".into()),
-                "repos.app.regex[0]",
-            ),
-            (
-                "unknown field",
-                Box::new(|v| v["allow_all"] = true.into()),
-                "unknown field `allow_all`",
-            ),
+            ("bad regex", Box::new(|v| v["path_guards"][0] = "(".into()), "path_guards[0] is not a valid regex"),
+            ("bad repo regex", Box::new(|v| v["repos"]["app"]["regex"][0] = "[".into()), "repos.app.regex[0]"),
+            ("unknown field", Box::new(|v| v["allow_all"] = true.into()), "unknown field `allow_all`"),
             (
                 "missing section",
                 Box::new(|v| {
@@ -338,81 +290,38 @@ mod tests {
                 }),
                 "missing field `apply_refs`",
             ),
-            (
-                "negative order",
-                Box::new(|v| v["accounts"]["dev"]["deploy_order"] = (-1).into()),
-                "invalid value",
-            ),
-            (
-                "short account id",
-                Box::new(|v| v["accounts"]["dev"]["id"] = "123".into()),
-                "12-digit",
-            ),
-            (
-                "bad apply ref",
-                Box::new(|v| v["apply_refs"][0] = "ma in".into()),
-                "apply_refs[0]",
-            ),
+            ("negative order", Box::new(|v| v["accounts"]["dev"]["deploy_order"] = (-1).into()), "invalid value"),
+            ("short account id", Box::new(|v| v["accounts"]["dev"]["id"] = "123".into()), "12-digit"),
+            ("bad apply ref", Box::new(|v| v["apply_refs"][0] = "ma in".into()), "apply_refs[0]"),
             (
                 "bad account name",
-                Box::new(|v| {
-                    v["accounts"]["../x"] =
-                        serde_json::json!({"id": "111111111111", "deploy_order": 1})
-                }),
+                Box::new(|v| v["accounts"]["../x"] = serde_json::json!({"id": "111111111111", "deploy_order": 1})),
                 "account name",
             ),
-            (
-                "no accounts",
-                Box::new(|v| v["accounts"] = serde_json::json!({})),
-                "at least one account",
-            ),
+            ("no accounts", Box::new(|v| v["accounts"] = serde_json::json!({})), "at least one account"),
             (
                 "bad exact repo",
                 Box::new(|v| v["repos"]["app"]["exact"] = serde_json::json!(["https://u:p@x/y"])),
                 "user info",
             ),
-            (
-                "bad variable",
-                Box::new(|v| v["update_variable_names"][0] = "a b".into()),
-                "HCL identifier",
-            ),
-            (
-                "bad binary",
-                Box::new(|v| v["binary"] = "bash".into()),
-                "unknown variant",
-            ),
-            (
-                "empty regex",
-                Box::new(|v| v["path_guards"][0] = "".into()),
-                "empty regex",
-            ),
+            ("bad variable", Box::new(|v| v["update_variable_names"][0] = "a b".into()), "HCL identifier"),
+            ("bad binary", Box::new(|v| v["binary"] = "bash".into()), "unknown variant"),
+            ("empty regex", Box::new(|v| v["path_guards"][0] = "".into()), "empty regex"),
         ];
         for (name, mutate, needle) in cases.iter() {
             let mut doc = base.clone();
             mutate(&mut doc);
-            let err = Policy::from_json(&doc.to_string())
-                .expect_err(name)
-                .to_string();
-            assert!(
-                err.contains(needle),
-                "{name}: {err:?} should contain {needle:?}"
-            );
+            let err = Policy::from_json(&doc.to_string()).expect_err(name).to_string();
+            assert!(err.contains(needle), "{name}: {err:?} should contain {needle:?}");
         }
         base["binary"] = "terraform".into();
-        assert_eq!(
-            Policy::from_json(&base.to_string())
-                .expect("valid")
-                .binary(),
-            ToolBinary::Terraform
-        );
+        assert_eq!(Policy::from_json(&base.to_string()).expect("valid").binary(), ToolBinary::Terraform);
     }
 
     #[test]
     fn regexes_are_full_matches_and_case_sensitive() {
         let policy = Policy::from_json(EXAMPLE).expect("valid");
-        assert!(policy
-            .app()
-            .allows("https://github.com/acme/svc-orders.git"));
+        assert!(policy.app().allows("https://github.com/acme/svc-orders.git"));
         for r in [
             "https://github.com/acme/svc-orders.git.evil.com",
             "https://github.com/acme/svc-orders.gitx",

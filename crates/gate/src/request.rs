@@ -257,9 +257,7 @@ impl ActionRequest {
     /// The repo the action works on.
     pub fn repo(&self) -> &str {
         match self {
-            ActionRequest::Plan(t) | ActionRequest::Validate(t) | ActionRequest::Apply(t) => {
-                &t.repo
-            }
+            ActionRequest::Plan(t) | ActionRequest::Validate(t) | ActionRequest::Apply(t) => &t.repo,
             ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => &t.repo,
             ActionRequest::UpdateVariable(u) => &u.repo,
             ActionRequest::BuildImage(b) => &b.repo,
@@ -270,9 +268,7 @@ impl ActionRequest {
     /// The ref the action works at.
     pub fn git_ref(&self) -> &str {
         match self {
-            ActionRequest::Plan(t) | ActionRequest::Validate(t) | ActionRequest::Apply(t) => {
-                &t.git_ref
-            }
+            ActionRequest::Plan(t) | ActionRequest::Validate(t) | ActionRequest::Apply(t) => &t.git_ref,
             ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => &t.git_ref,
             ActionRequest::UpdateVariable(u) => &u.git_ref,
             ActionRequest::BuildImage(b) => &b.git_ref,
@@ -283,9 +279,7 @@ impl ActionRequest {
     /// The single unit path, for single-unit actions.
     pub fn unit_path(&self) -> Option<&str> {
         match self {
-            ActionRequest::Plan(t) | ActionRequest::Validate(t) | ActionRequest::Apply(t) => {
-                Some(&t.path)
-            }
+            ActionRequest::Plan(t) | ActionRequest::Validate(t) | ActionRequest::Apply(t) => Some(&t.path),
             ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => Some(&t.path),
             ActionRequest::UpdateVariable(u) => Some(&u.path),
             ActionRequest::BuildImage(_) | ActionRequest::Rollout(_) => None,
@@ -294,9 +288,7 @@ impl ActionRequest {
 
     fn fields_json(&self) -> Result<Value, serde_json::Error> {
         match self {
-            ActionRequest::Plan(t) | ActionRequest::Validate(t) | ActionRequest::Apply(t) => {
-                serde_json::to_value(t)
-            }
+            ActionRequest::Plan(t) | ActionRequest::Validate(t) | ActionRequest::Apply(t) => serde_json::to_value(t),
             ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => serde_json::to_value(t),
             ActionRequest::UpdateVariable(u) => serde_json::to_value(u),
             ActionRequest::BuildImage(b) => serde_json::to_value(b),
@@ -330,11 +322,8 @@ pub struct DecodeError {
 impl Request {
     /// Decodes a request body: strict JSON, a known action, the exact fields of that action.
     pub fn decode(body: &[u8]) -> Result<Request, DecodeError> {
-        let malformed = |message: String, action: Option<Action>| DecodeError {
-            reason: Reason::MalformedRequest,
-            message,
-            action,
-        };
+        let malformed =
+            |message: String, action: Option<Action>| DecodeError { reason: Reason::MalformedRequest, message, action };
         let value = strict_json::parse_strict(body).map_err(|e| malformed(e.to_string(), None))?;
         let Value::Object(mut fields) = value else {
             return Err(malformed("the request must be a JSON object".into(), None));
@@ -354,31 +343,16 @@ impl Request {
         };
         let actor = match fields.remove("actor") {
             Some(Value::String(actor)) => actor,
-            Some(_) => {
-                return Err(malformed(
-                    "field `actor` must be a string".into(),
-                    Some(action),
-                ))
-            }
+            Some(_) => return Err(malformed("field `actor` must be a string".into(), Some(action))),
             None => return Err(malformed("missing field `actor`".into(), Some(action))),
         };
         let request_id = match fields.remove("request_id") {
             Some(Value::String(id)) => Some(id),
             None | Some(Value::Null) => None,
-            Some(_) => {
-                return Err(malformed(
-                    "field `request_id` must be a string".into(),
-                    Some(action),
-                ))
-            }
+            Some(_) => return Err(malformed("field `request_id` must be a string".into(), Some(action))),
         };
-        let body = decode_action(action, fields)
-            .map_err(|e| malformed(format!("{action}: {e}"), Some(action)))?;
-        Ok(Request {
-            actor,
-            request_id,
-            body,
-        })
+        let body = decode_action(action, fields).map_err(|e| malformed(format!("{action}: {e}"), Some(action)))?;
+        Ok(Request { actor, request_id, body })
     }
 
     /// Encodes the request as the flat JSON object that [`Request::decode`] reads.
@@ -388,10 +362,7 @@ impl Request {
             // The field structs serialise to objects by construction; an error here is a programming bug.
             _ => Map::new(),
         };
-        object.insert(
-            "action".into(),
-            Value::String(self.body.action().as_str().into()),
-        );
+        object.insert("action".into(), Value::String(self.body.action().as_str().into()));
         object.insert("actor".into(), Value::String(self.actor.clone()));
         if let Some(id) = &self.request_id {
             object.insert("request_id".into(), Value::String(id.clone()));
@@ -400,10 +371,7 @@ impl Request {
     }
 }
 
-fn decode_action(
-    action: Action,
-    fields: Map<String, Value>,
-) -> Result<ActionRequest, serde_json::Error> {
+fn decode_action(action: Action, fields: Map<String, Value>) -> Result<ActionRequest, serde_json::Error> {
     let fields = Value::Object(fields);
     Ok(match action {
         Action::Plan => ActionRequest::Plan(serde_json::from_value(fields)?),
@@ -431,16 +399,8 @@ mod tests {
                 git_ref: "main".into(),
                 mode: RolloutMode::Apply,
                 units: vec![
-                    RolloutUnit {
-                        path: "dev/vpc".into(),
-                        change: ChangeKind::Modified,
-                        source_ref: None,
-                    },
-                    RolloutUnit {
-                        path: "dev/old".into(),
-                        change: ChangeKind::Deleted,
-                        source_ref: Some("abc".into()),
-                    },
+                    RolloutUnit { path: "dev/vpc".into(), change: ChangeKind::Modified, source_ref: None },
+                    RolloutUnit { path: "dev/old".into(), change: ChangeKind::Deleted, source_ref: Some("abc".into()) },
                 ],
             }),
         };
@@ -452,21 +412,9 @@ mod tests {
     fn decode_errors_name_the_problem() {
         let cases: &[(&str, Reason, &str)] = &[
             (r#"[]"#, Reason::MalformedRequest, "JSON object"),
-            (
-                r#"{"actor":"a"}"#,
-                Reason::MalformedRequest,
-                "missing field `action`",
-            ),
-            (
-                r#"{"action":7}"#,
-                Reason::MalformedRequest,
-                "must be a string",
-            ),
-            (
-                r#"{"action":"Plan","actor":"a"}"#,
-                Reason::UnknownAction,
-                "unknown action",
-            ),
+            (r#"{"actor":"a"}"#, Reason::MalformedRequest, "missing field `action`"),
+            (r#"{"action":7}"#, Reason::MalformedRequest, "must be a string"),
+            (r#"{"action":"Plan","actor":"a"}"#, Reason::UnknownAction, "unknown action"),
             (
                 r#"{"action":"plan","repo":"r","ref":"main","path":"dev/x"}"#,
                 Reason::MalformedRequest,
@@ -501,11 +449,7 @@ mod tests {
         for (body, reason, needle) in cases {
             let err = Request::decode(body.as_bytes()).expect_err(body);
             assert_eq!(err.reason, *reason, "{body}");
-            assert!(
-                err.message.contains(needle),
-                "{body}: {:?} should contain {needle:?}",
-                err.message
-            );
+            assert!(err.message.contains(needle), "{body}: {:?} should contain {needle:?}", err.message);
         }
     }
 }

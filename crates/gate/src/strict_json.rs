@@ -42,12 +42,9 @@ pub fn parse_strict(body: &[u8]) -> Result<Value, StrictJsonError> {
         return Err(StrictJsonError::Empty);
     }
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value = StrictSeed { depth: 0 }
-        .deserialize(&mut deserializer)
-        .map_err(|e| StrictJsonError::Syntax(e.to_string()))?;
-    deserializer
-        .end()
-        .map_err(|e| StrictJsonError::Syntax(e.to_string()))?;
+    let value =
+        StrictSeed { depth: 0 }.deserialize(&mut deserializer).map_err(|e| StrictJsonError::Syntax(e.to_string()))?;
+    deserializer.end().map_err(|e| StrictJsonError::Syntax(e.to_string()))?;
     Ok(value)
 }
 
@@ -62,9 +59,7 @@ impl StrictSeed {
     fn children<E: de::Error>(&self) -> Result<StrictSeed, E> {
         let level = self.depth + 1;
         if level > MAX_DEPTH {
-            return Err(E::custom(format_args!(
-                "nesting deeper than {MAX_DEPTH} levels"
-            )));
+            return Err(E::custom(format_args!("nesting deeper than {MAX_DEPTH} levels")));
         }
         Ok(StrictSeed { depth: level })
     }
@@ -161,34 +156,22 @@ mod tests {
             (deep.as_bytes(), "nesting deeper"),
         ];
         for (body, needle) in cases {
-            let err = parse_strict(body)
-                .expect_err("must be rejected")
-                .to_string();
-            assert!(
-                err.contains(needle),
-                "{body:?}: {err:?} should mention {needle:?}"
-            );
+            let err = parse_strict(body).expect_err("must be rejected").to_string();
+            assert!(err.contains(needle), "{body:?}: {err:?} should mention {needle:?}");
         }
     }
 
     #[test]
     fn rejects_oversized_body_before_parsing() {
         let body = vec![b' '; MAX_BODY_BYTES + 1];
-        assert_eq!(
-            parse_strict(&body),
-            Err(StrictJsonError::TooLarge(MAX_BODY_BYTES + 1))
-        );
+        assert_eq!(parse_strict(&body), Err(StrictJsonError::TooLarge(MAX_BODY_BYTES + 1)));
     }
 
     #[test]
     fn depth_limit_is_exact() {
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(parse_strict(ok.as_bytes()).is_ok());
-        let bad = format!(
-            "{}{}",
-            "{\"a\":".repeat(MAX_DEPTH + 1),
-            "}".repeat(MAX_DEPTH + 1)
-        );
+        let bad = format!("{}{}", "{\"a\":".repeat(MAX_DEPTH + 1), "}".repeat(MAX_DEPTH + 1));
         assert!(parse_strict(bad.as_bytes()).is_err());
     }
 }

@@ -43,10 +43,7 @@ pub fn check_branch_ref(name: &str) -> Result<(), &'static str> {
     if name.contains("//") {
         return Err("contains '//'");
     }
-    if let Some(c) = name
-        .chars()
-        .find(|&c| c.is_ascii_control() || " ~^:?*[\\".contains(c))
-    {
+    if let Some(c) = name.chars().find(|&c| c.is_ascii_control() || " ~^:?*[\\".contains(c)) {
         return Err(if c.is_ascii_control() {
             "contains a control character"
         } else {
@@ -113,9 +110,7 @@ pub fn check_path_segment(segment: &str) -> Result<(), &'static str> {
         Some(first) if !(first.is_ascii_alphanumeric() || first == b'_') => {
             Err("has a segment that does not start with a letter, digit or '_'")
         }
-        Some(_) if bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) => {
-            Ok(())
-        }
+        Some(_) if bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) => Ok(()),
         Some(_) => Err("has a segment with a character outside [A-Za-z0-9._-]"),
     }
 }
@@ -169,9 +164,7 @@ pub fn has_url_scheme(repo: &str) -> bool {
     repo.split_once("://").is_some_and(|(scheme, _)| {
         !scheme.is_empty()
             && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
     })
 }
 
@@ -184,10 +177,7 @@ pub fn check_actor(actor: &str) -> Result<(), &'static str> {
     if count > MAX_ACTOR_CHARS {
         return Err("is longer than 128 characters");
     }
-    if actor
-        .chars()
-        .any(|c| c.is_control() || is_invisible_format_char(c))
-    {
+    if actor.chars().any(|c| c.is_control() || is_invisible_format_char(c)) {
         return Err("contains a control or invisible formatting character");
     }
     if actor.trim() != actor {
@@ -203,33 +193,24 @@ fn is_invisible_format_char(c: char) -> bool {
 
 /// Checks an idempotency key: `^[A-Za-z0-9_-]{1,80}$`.
 pub fn check_request_id(id: &str) -> Result<(), &'static str> {
-    check_charset(id, 80, |b| {
-        b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-')
-    })
-    .map_err(|_| "must match ^[A-Za-z0-9_-]{1,80}$")
+    check_charset(id, 80, |b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        .map_err(|_| "must match ^[A-Za-z0-9_-]{1,80}$")
 }
 
 /// Checks an `update-variable` value: `^[A-Za-z0-9._:/@+-]{1,256}$`.
 pub fn check_variable_value(value: &str) -> Result<(), &'static str> {
-    check_charset(value, 256, |b| {
-        b.is_ascii_alphanumeric() || b"._:/@+-".contains(&b)
-    })
-    .map_err(|_| "must match ^[A-Za-z0-9._:/@+-]{1,256}$")
+    check_charset(value, 256, |b| b.is_ascii_alphanumeric() || b"._:/@+-".contains(&b))
+        .map_err(|_| "must match ^[A-Za-z0-9._:/@+-]{1,256}$")
 }
 
 /// Checks an image tag: `^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$` (the OCI tag grammar).
 pub fn check_image_tag(tag: &str) -> Result<(), &'static str> {
-    let first_ok = tag
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let first_ok = tag.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !first_ok {
         return Err("must match ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$");
     }
-    check_charset(tag, 128, |b| {
-        b.is_ascii_alphanumeric() || b"_.-".contains(&b)
-    })
-    .map_err(|_| "must match ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    check_charset(tag, 128, |b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        .map_err(|_| "must match ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 }
 
 /// Checks a build context path: unit-path syntax, or exactly `.` for the repo root.
@@ -254,17 +235,7 @@ mod tests {
 
     #[test]
     fn branch_refs_follow_git_check_ref_format() {
-        let valid = [
-            "main",
-            "feature/x",
-            "release-1.2",
-            "a",
-            "v1.0.0",
-            "user/foo.bar",
-            "héllo",
-            "@x",
-            "a@b",
-        ];
+        let valid = ["main", "feature/x", "release-1.2", "a", "v1.0.0", "user/foo.bar", "héllo", "@x", "a@b"];
         for r in valid {
             assert_eq!(check_branch_ref(r), Ok(()), "{r:?}");
         }
@@ -308,26 +279,14 @@ mod tests {
     fn full_shas_only() {
         assert!(is_full_commit_sha(&"a".repeat(40)));
         assert!(is_full_commit_sha(&"0".repeat(64)));
-        for s in [
-            "abc1234",
-            &"a".repeat(39),
-            &"a".repeat(41),
-            &"A".repeat(40),
-            &"g".repeat(40),
-        ] {
+        for s in ["abc1234", &"a".repeat(39), &"a".repeat(41), &"A".repeat(40), &"g".repeat(40)] {
             assert!(!is_full_commit_sha(s), "{s:?}");
         }
     }
 
     #[test]
     fn unit_paths() {
-        let ok = [
-            "dev",
-            "dev/us-east-1/dev/vpc",
-            "_envcommon/x.hcl",
-            "a/b-c/d_e/f.g",
-            "0/1",
-        ];
+        let ok = ["dev", "dev/us-east-1/dev/vpc", "_envcommon/x.hcl", "a/b-c/d_e/f.g", "0/1"];
         for p in ok {
             assert_eq!(check_unit_path(p), Ok(()), "{p:?}");
         }
@@ -396,22 +355,10 @@ mod tests {
 
     #[test]
     fn userinfo_is_redacted() {
-        assert_eq!(
-            redact_repo_userinfo("https://x:ghp_1@github.com/a/b.git"),
-            "https://***@github.com/a/b.git"
-        );
-        assert_eq!(
-            redact_repo_userinfo("https://a@b@github.com/a@b.git"),
-            "https://***@github.com/a@b.git"
-        );
-        assert_eq!(
-            redact_repo_userinfo("https://github.com/a@b.git"),
-            "https://github.com/a@b.git"
-        );
-        assert_eq!(
-            redact_repo_userinfo("git@github.com:a/b.git"),
-            "git@github.com:a/b.git"
-        );
+        assert_eq!(redact_repo_userinfo("https://x:ghp_1@github.com/a/b.git"), "https://***@github.com/a/b.git");
+        assert_eq!(redact_repo_userinfo("https://a@b@github.com/a@b.git"), "https://***@github.com/a@b.git");
+        assert_eq!(redact_repo_userinfo("https://github.com/a@b.git"), "https://github.com/a@b.git");
+        assert_eq!(redact_repo_userinfo("git@github.com:a/b.git"), "git@github.com:a/b.git");
     }
 
     #[test]
@@ -419,16 +366,7 @@ mod tests {
         assert!(check_actor("octocat").is_ok());
         assert!(check_actor("Jane Doe (bot)").is_ok());
         assert!(check_actor(&"x".repeat(128)).is_ok());
-        for a in [
-            "",
-            " x",
-            "x ",
-            "a\nb",
-            "a\u{1b}[31m",
-            "a\u{202e}b",
-            "a\u{200b}",
-            &"x".repeat(129),
-        ] {
+        for a in ["", " x", "x ", "a\nb", "a\u{1b}[31m", "a\u{202e}b", "a\u{200b}", &"x".repeat(129)] {
             assert!(check_actor(a).is_err(), "{a:?}");
         }
         assert!(check_request_id("ci-123_abc").is_ok());

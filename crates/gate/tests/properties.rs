@@ -29,8 +29,7 @@ fn oracle() -> &'static Oracle {
     static ORACLE: OnceLock<Oracle> = OnceLock::new();
     ORACLE.get_or_init(|| Oracle {
         app_repo: Regex::new(r"^https://github\.com/acme/svc-[a-z0-9-]+\.git$").expect("re"),
-        path: Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*){0,31}$")
-            .expect("re"),
+        path: Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*){0,31}$").expect("re"),
         guards: vec![
             Regex::new(r"^.+/ecs-deploy-runner(/.+)?$").expect("re"),
             Regex::new(r"^_envcommon/mgmt/ecs-deploy-runner\.hcl$").expect("re"),
@@ -60,21 +59,17 @@ impl Oracle {
             "build-image" => self.app_repo.is_match(s("repo")),
             _ => s("repo") == LIVE,
         };
-        let apply_class = matches!(action, "apply" | "destroy" | "update-variable")
-            || (action == "rollout" && s("mode") == "apply");
+        let apply_class =
+            matches!(action, "apply" | "destroy" | "update-variable") || (action == "rollout" && s("mode") == "apply");
         let ref_ok = !apply_class || self.apply_ref_inside(s("ref"));
         let target_ok = match action {
             "build-image" => s("context_path") == "." || self.path.is_match(s("context_path")),
             "rollout" => req["units"].as_array().is_some_and(|units| {
-                !units.is_empty()
-                    && units
-                        .iter()
-                        .all(|u| self.unit_path_inside(u["path"].as_str().unwrap_or("")))
+                !units.is_empty() && units.iter().all(|u| self.unit_path_inside(u["path"].as_str().unwrap_or("")))
             }),
             "update-variable" => {
                 self.unit_path_inside(s("path"))
-                    && ["image_version", "version", "ami_version_tag", "ami"]
-                        .contains(&s("variable"))
+                    && ["image_version", "version", "ami_version_tag", "ami"].contains(&s("variable"))
             }
             _ => self.unit_path_inside(s("path")),
         };
@@ -140,25 +135,9 @@ const PATHS: &[&str] = &[
     "dev/.x",
     "",
 ];
-const ACTIONS: &[&str] = &[
-    "plan",
-    "validate",
-    "plan-destroy",
-    "apply",
-    "destroy",
-    "update-variable",
-    "build-image",
-    "rollout",
-];
-const VARIABLES: &[&str] = &[
-    "image_version",
-    "version",
-    "ami",
-    "ami_version_tag",
-    "instance_type",
-    "Version",
-    "",
-];
+const ACTIONS: &[&str] =
+    &["plan", "validate", "plan-destroy", "apply", "destroy", "update-variable", "build-image", "rollout"];
+const VARIABLES: &[&str] = &["image_version", "version", "ami", "ami_version_tag", "instance_type", "Version", ""];
 
 fn request() -> impl Strategy<Value = Value> {
     (
@@ -170,36 +149,30 @@ fn request() -> impl Strategy<Value = Value> {
         proptest::collection::vec(edge_string(PATHS), 0..4),
         prop_oneof![Just("plan"), Just("apply")],
     )
-        .prop_map(
-            |(action, repo, git_ref, path, variable, unit_paths, mode)| {
-                let mut v =
-                    json!({"action": action, "actor": "octocat", "repo": repo, "ref": git_ref});
-                match action {
-                    "build-image" => {
-                        v["context_path"] = json!(path);
-                        v["tag"] = json!("v1");
+        .prop_map(|(action, repo, git_ref, path, variable, unit_paths, mode)| {
+            let mut v = json!({"action": action, "actor": "octocat", "repo": repo, "ref": git_ref});
+            match action {
+                "build-image" => {
+                    v["context_path"] = json!(path);
+                    v["tag"] = json!("v1");
+                }
+                "rollout" => {
+                    v["mode"] = json!(mode);
+                    v["units"] = unit_paths.iter().map(|p| json!({"path": p, "change": "modified"})).collect();
+                }
+                _ => {
+                    v["path"] = json!(path);
+                    if matches!(action, "plan-destroy" | "destroy") {
+                        v["source_ref"] = json!("0123456789abcdef0123456789abcdef01234567");
                     }
-                    "rollout" => {
-                        v["mode"] = json!(mode);
-                        v["units"] = unit_paths
-                            .iter()
-                            .map(|p| json!({"path": p, "change": "modified"}))
-                            .collect();
-                    }
-                    _ => {
-                        v["path"] = json!(path);
-                        if matches!(action, "plan-destroy" | "destroy") {
-                            v["source_ref"] = json!("0123456789abcdef0123456789abcdef01234567");
-                        }
-                        if action == "update-variable" {
-                            v["variable"] = json!(variable);
-                            v["value"] = json!("v1");
-                        }
+                    if action == "update-variable" {
+                        v["variable"] = json!(variable);
+                        v["value"] = json!("v1");
                     }
                 }
-                v
-            },
-        )
+            }
+            v
+        })
 }
 
 proptest! {
@@ -244,14 +217,8 @@ fn generator_reaches_allowed_requests_too() {
     let allowed = (0..2000)
         .filter(|_| {
             let req = strategy.new_tree(&mut runner).expect("tree").current();
-            gate()
-                .evaluate(req.to_string().as_bytes())
-                .decision
-                .is_allowed()
+            gate().evaluate(req.to_string().as_bytes()).decision.is_allowed()
         })
         .count();
-    assert!(
-        allowed > 20,
-        "only {allowed} of 2000 generated requests were allowed"
-    );
+    assert!(allowed > 20, "only {allowed} of 2000 generated requests were allowed");
 }

@@ -65,12 +65,7 @@ fn every_action_has_an_allowed_base_request_with_the_right_container() {
     ];
     for (action, container, account) in expected {
         let d = check(&gate, base(action).to_string().as_bytes());
-        assert_eq!(
-            (d.decision, d.reason),
-            (Verdict::Allow, Reason::Ok),
-            "{action}: {}",
-            d.message
-        );
+        assert_eq!((d.decision, d.reason), (Verdict::Allow, Reason::Ok), "{action}: {}", d.message);
         assert_eq!(d.container, Some(container), "{action}");
         assert_eq!(d.account.as_deref(), account, "{action}");
         assert_eq!(d.action.map(|a| a.as_str()), Some(action));
@@ -79,24 +74,16 @@ fn every_action_has_an_allowed_base_request_with_the_right_container() {
     plan_rollout["mode"] = json!("plan");
     plan_rollout["ref"] = json!("feature/x");
     let d = check(&gate, plan_rollout.to_string().as_bytes());
-    assert_eq!(
-        (d.reason, d.container),
-        (Reason::Ok, Some(Container::Planner)),
-        "{}",
-        d.message
-    );
+    assert_eq!((d.reason, d.container), (Reason::Ok, Some(Container::Planner)), "{}", d.message);
 }
 
 #[test]
 fn the_rule_table() {
     let gate = gate();
     let long_path = vec!["a"; 33].join("/");
-    let too_many_units: Vec<Value> = (0..2001)
-        .map(|i| json!({"path": format!("dev/u{i}"), "change": "modified"}))
-        .collect();
-    let max_units: Vec<Value> = (0..2000)
-        .map(|i| json!({"path": format!("dev/u{i}"), "change": "modified"}))
-        .collect();
+    let too_many_units: Vec<Value> =
+        (0..2001).map(|i| json!({"path": format!("dev/u{i}"), "change": "modified"})).collect();
+    let max_units: Vec<Value> = (0..2000).map(|i| json!({"path": format!("dev/u{i}"), "change": "modified"})).collect();
     #[rustfmt::skip]
     let cases: Vec<(&str, Value, Reason)> = vec![
         // --- action ---
@@ -279,45 +266,22 @@ fn the_rule_table() {
     let mut failures = Vec::new();
     for (name, request, expected) in &cases {
         let decision = check(&gate, request.to_string().as_bytes());
-        let expected_verdict = if *expected == Reason::Ok {
-            Verdict::Allow
-        } else {
-            Verdict::Deny
-        };
+        let expected_verdict = if *expected == Reason::Ok { Verdict::Allow } else { Verdict::Deny };
         if decision.reason != *expected || decision.decision != expected_verdict {
-            failures.push(format!(
-                "{name}: expected {expected}, got {} ({})",
-                decision.reason, decision.message
-            ));
+            failures.push(format!("{name}: expected {expected}, got {} ({})", decision.reason, decision.message));
         }
         if decision.decision == Verdict::Deny {
-            assert!(
-                decision.container.is_none(),
-                "{name}: a denial names no container"
-            );
+            assert!(decision.container.is_none(), "{name}: a denial names no container");
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
 #[test]
 fn raw_malformed_bodies() {
     let gate = gate();
-    let nested = format!(
-        "{{\"action\":\"plan\",\"actor\":{}1{}}}",
-        "[".repeat(100),
-        "]".repeat(100)
-    );
-    let huge = format!(
-        "{{\"action\":\"plan\",\"actor\":\"{}\"}}",
-        "a".repeat(300 * 1024)
-    );
+    let nested = format!("{{\"action\":\"plan\",\"actor\":{}1{}}}", "[".repeat(100), "]".repeat(100));
+    let huge = format!("{{\"action\":\"plan\",\"actor\":\"{}\"}}", "a".repeat(300 * 1024));
     let bodies: Vec<(&str, Vec<u8>)> = vec![
         ("empty", b"".to_vec()),
         ("whitespace", b" \n\t".to_vec()),
@@ -328,14 +292,8 @@ fn raw_malformed_bodies() {
         ("string", b"\"plan\"".to_vec()),
         ("null", b"null".to_vec()),
         ("truncated", br#"{"action":"plan","actor":"a""#.to_vec()),
-        (
-            "trailing document",
-            format!("{}{{}}", base("plan")).into_bytes(),
-        ),
-        (
-            "duplicate action",
-            br#"{"action":"plan","action":"apply","actor":"a"}"#.to_vec(),
-        ),
+        ("trailing document", format!("{}{{}}", base("plan")).into_bytes()),
+        ("duplicate action", br#"{"action":"plan","action":"apply","actor":"a"}"#.to_vec()),
         ("duplicate path smuggling", {
             let s = base("plan").to_string();
             s.replacen('{', r#"{"path":"prod/vpc","#, 1).into_bytes()
@@ -347,12 +305,7 @@ fn raw_malformed_bodies() {
     ];
     for (name, body) in bodies {
         let d = check(&gate, &body);
-        assert_eq!(
-            (d.decision, d.reason),
-            (Verdict::Deny, Reason::MalformedRequest),
-            "{name}: {}",
-            d.message
-        );
+        assert_eq!((d.decision, d.reason), (Verdict::Deny, Reason::MalformedRequest), "{name}: {}", d.message);
         assert!(!d.message.is_empty(), "{name}: explains itself");
     }
 }
@@ -361,30 +314,19 @@ fn raw_malformed_bodies() {
 fn denial_messages_quote_hostile_input_escaped_and_truncated() {
     let gate = gate();
     let hostile = format!("{}\n\u{1b}[31m{}", "a".repeat(50), "b".repeat(500));
-    let d = check(
-        &gate,
-        with("plan", "path", json!(hostile)).to_string().as_bytes(),
-    );
+    let d = check(&gate, with("plan", "path", json!(hostile)).to_string().as_bytes());
     assert_eq!(d.reason, Reason::PathInvalid);
-    assert!(
-        !d.message.contains('\n') && !d.message.contains('\u{1b}'),
-        "{:?}",
-        d.message
-    );
+    assert!(!d.message.contains('\n') && !d.message.contains('\u{1b}'), "{:?}", d.message);
     assert!(d.message.len() < 300, "{}", d.message.len());
 }
 
 #[test]
 fn credentials_in_a_repo_url_never_reach_the_message() {
     let gate = gate();
-    for repo in [
-        "https://x:ghp_CANARY123@github.com/acme/infrastructure-live.git",
-        "https://ghp_CANARY123@evil.com/x.git",
-    ] {
-        let d = check(
-            &gate,
-            with("plan", "repo", json!(repo)).to_string().as_bytes(),
-        );
+    for repo in
+        ["https://x:ghp_CANARY123@github.com/acme/infrastructure-live.git", "https://ghp_CANARY123@evil.com/x.git"]
+    {
+        let d = check(&gate, with("plan", "repo", json!(repo)).to_string().as_bytes());
         assert_eq!(d.reason, Reason::RepoNotAllowed);
         assert!(!d.message.contains("CANARY"), "{}", d.message);
     }

@@ -11,10 +11,7 @@ use std::process::ExitCode;
 /// Runs change detection and prints the report.
 pub fn run(args: ChangesArgs) -> anyhow::Result<ExitCode> {
     let repo = GitRepo::open(&args.repo)?;
-    let mut options = DetectOptions {
-        with_dependents: args.with_dependents,
-        ..DetectOptions::default()
-    };
+    let mut options = DetectOptions { with_dependents: args.with_dependents, ..DetectOptions::default() };
     if !args.guards.is_empty() {
         options.guards = args
             .guards
@@ -23,8 +20,7 @@ pub fn run(args: ChangesArgs) -> anyhow::Result<ExitCode> {
             .collect::<anyhow::Result<_>>()?;
     }
     if let Some(path) = &args.accounts {
-        let text =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         options.accounts = Some(AccountOrder::parse(&text, &path.display().to_string())?);
     }
     let report = detect_changes(&repo, &args.base, &args.head, &options)?;
@@ -46,12 +42,7 @@ fn print_text(report: &ChangeReport) {
             println!("\n{} (deploy order {})", unit.account, unit.deploy_order);
             current_account = Some(&unit.account);
         }
-        println!(
-            "  {:<10} {:<50} {}",
-            unit.change.as_str(),
-            unit.path,
-            unit.reasons.join(", ")
-        );
+        println!("  {:<10} {:<50} {}", unit.change.as_str(), unit.path, unit.reasons.join(", "));
     }
     if !report.skipped.is_empty() {
         println!("\nskipped");

@@ -19,25 +19,16 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     match resolve_format(args.format) {
         Format::Json => print_json(&decision)?,
         Format::Text => {
-            let verdict = if decision.is_allowed() {
-                "ALLOW"
-            } else {
-                "DENY"
-            };
+            let verdict = if decision.is_allowed() { "ALLOW" } else { "DENY" };
             println!("{verdict} ({}): {}", decision.reason, decision.message);
         }
     }
-    Ok(if decision.is_allowed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_DENIED)
-    })
+    Ok(if decision.is_allowed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DENIED) })
 }
 
 /// Loads and validates a policy file; any problem is an error (exit 2), never a silent allow.
 pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read policy {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read policy {}", path.display()))?;
     Policy::from_json(&text).with_context(|| format!("invalid policy {}", path.display()))
 }
 
@@ -45,9 +36,7 @@ pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
 fn read_request(path: &Path) -> anyhow::Result<Vec<u8>> {
     if path.as_os_str() == "-" {
         let mut body = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut body)
-            .context("cannot read the request from stdin")?;
+        std::io::stdin().read_to_end(&mut body).context("cannot read the request from stdin")?;
         return Ok(body);
     }
     std::fs::read(path).with_context(|| format!("cannot read request {}", path.display()))

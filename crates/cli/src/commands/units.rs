@@ -14,8 +14,7 @@ pub fn run(args: UnitsArgs) -> anyhow::Result<ExitCode> {
     if !args.repo.is_dir() {
         anyhow::bail!("{} is not a directory", args.repo.display());
     }
-    let snapshot =
-        snapshot_dir(&args.repo).with_context(|| format!("cannot read {}", args.repo.display()))?;
+    let snapshot = snapshot_dir(&args.repo).with_context(|| format!("cannot read {}", args.repo.display()))?;
     let query = UnitsQuery {
         reading: args.reading,
         not_reading: args.not_reading,
