@@ -365,3 +365,30 @@ fn text_format_groups_by_account() {
     assert!(text.contains("non-prod (deploy order 1)") && text.contains("prod (deploy order 2)"), "{text}");
     assert!(text.contains("affected   non-prod/us-east-1/qa/mysql"), "{text}");
 }
+
+#[test]
+fn sibling_units_sharing_an_include_keep_their_own_reads() {
+    // Included files are evaluated once per directory and reused by sibling units, unless the evaluation looked
+    // at the unit's own directory: here it does, so each unit must keep its own read.
+    let repo = TestRepo::new();
+    repo.write("accounts.json", r#"{"dev": {"deploy_order": 1}}"#);
+    repo.write(
+        "_envcommon/app.hcl",
+        "locals {\n  settings = file(\"${get_terragrunt_dir()}/../${basename(get_terragrunt_dir())}.txt\")\n  region = read_terragrunt_config(find_in_parent_folders(\"region.hcl\"))\n}\n",
+    );
+    repo.write("dev/region.hcl", "locals { r = 1 }\n");
+    for unit in ["a", "b", "c"] {
+        repo.write(&format!("dev/{unit}.txt"), "x\n");
+        repo.write(
+            &format!("dev/{unit}/terragrunt.hcl"),
+            "include \"app\" {\n  path = \"${get_repo_root()}/_envcommon/app.hcl\"\n}\n",
+        );
+    }
+    repo.commit("base");
+    repo.append("dev/b.txt", "y\n");
+    repo.commit("b settings");
+    assert_eq!(selected(&changes(&repo, &[])), pairs(&[("dev/b", "affected")]));
+    repo.append("dev/region.hcl", "# r\n");
+    repo.commit("region");
+    assert_eq!(selected(&changes(&repo, &[])).len(), 3);
+}

@@ -108,7 +108,7 @@ pub fn detect_changes(
     let base = repo.resolve_commit(base)?;
     let head = repo.resolve_commit(head)?;
     let changed = repo.changed_files(&base, &head)?;
-    let head_snapshot = Arc::new(repo.snapshot(&head)?);
+    let head_snapshot = Arc::new(repo.snapshot(&head, true)?);
     let accounts = match &options.accounts {
         Some(accounts) => accounts.clone(),
         None => match head_snapshot.read("accounts.json") {
@@ -118,7 +118,7 @@ pub fn detect_changes(
     };
     let needs_base = changed.iter().any(|f| f.status != FileStatus::Added);
     let base_snapshot = if needs_base {
-        Arc::new(repo.snapshot(&base)?)
+        Arc::new(repo.snapshot(&base, false)?)
     } else {
         Arc::new(Snapshot::new(HashMap::new(), Box::new(crate::snapshot::MemorySource::default())))
     };

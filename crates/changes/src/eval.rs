@@ -29,11 +29,13 @@ const MAX_NESTING: usize = 16;
 pub struct Shared {
     /// The tree being evaluated.
     pub snapshot: Arc<Snapshot>,
-    parsed: Mutex<HashMap<String, Arc<Result<ParsedConfig, String>>>>,
+    parsed: Mutex<HashMap<String, Result<Arc<ParsedConfig>, String>>>,
     read_configs: Mutex<HashMap<String, Arc<ReadConfigResult>>>,
+    includes: Mutex<HashMap<(String, String), Arc<ReadConfigResult>>>,
 }
 
-/// The result of `read_terragrunt_config(path)`, shared by every unit that reads `path`.
+/// The result of evaluating a shared file: `read_terragrunt_config(path)` for every unit, or an include for every
+/// unit of one directory.
 struct ReadConfigResult {
     value: Result<Value, String>,
     reads: Reads,
@@ -57,6 +59,31 @@ pub(crate) struct State {
     pub shared: Arc<Shared>,
     pub frames: Vec<Frame>,
     pub reads: Reads,
+    /// Set when the evaluation observed the unit's own directory (not just its parent), so an included file's
+    /// result can't be reused for the unit's siblings.
+    pub unit_sensitive: bool,
+}
+
+impl State {
+    /// True while evaluating in the unit's own context (the unit or a file it includes).
+    pub fn in_unit_context(&self) -> bool {
+        self.frames.last().is_some_and(|f| f.terragrunt_dir == f.original_dir)
+    }
+
+    /// Records a warning. Warnings name the unit, so they make the current result unit-specific.
+    pub fn warn(&mut self, message: String) {
+        self.unit_sensitive = true;
+        self.reads.warnings.push(message);
+    }
+}
+
+/// Notes that the value being computed depends on the unit's own directory.
+pub(crate) fn observe_unit_dir(always: bool) {
+    let _ = with_state(|s| {
+        if always || s.in_unit_context() {
+            s.unit_sensitive = true;
+        }
+    });
 }
 
 thread_local! {
@@ -101,6 +128,7 @@ impl Evaluator {
                 snapshot,
                 parsed: Mutex::new(HashMap::new()),
                 read_configs: Mutex::new(HashMap::new()),
+                includes: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -120,7 +148,7 @@ impl Evaluator {
         };
         STATE.with(|cell| {
             *cell.borrow_mut() =
-                Some(State { shared: self.shared.clone(), frames: vec![frame], reads: Reads::default() })
+                Some(State { shared: self.shared.clone(), frames: vec![frame], reads: Reads::default(), unit_sensitive: false })
         });
         record_read(config_file);
         match parsed(&self.shared, config_file) {
@@ -129,7 +157,7 @@ impl Evaluator {
             }
             Err(message) => {
                 let _ = with_state(|s| {
-                    s.reads.warnings.push(format!("{config_file}: cannot be parsed: {message}"));
+                    s.warn(format!("{config_file}: cannot be parsed: {message}"));
                     s.reads
                         .unresolved
                         .push(Unresolved { prefix: None, detail: format!("{config_file} cannot be parsed") });
@@ -143,7 +171,7 @@ impl Evaluator {
 /// Parses `path` once per snapshot.
 fn parsed(shared: &Shared, path: &str) -> Result<Arc<ParsedConfig>, String> {
     if let Some(hit) = lock(&shared.parsed).get(path).cloned() {
-        return hit.as_ref().clone().map(Arc::new);
+        return hit;
     }
     let result = match shared.snapshot.read(path) {
         Ok(Some(bytes)) => match String::from_utf8(bytes) {
@@ -152,10 +180,10 @@ fn parsed(shared: &Shared, path: &str) -> Result<Arc<ParsedConfig>, String> {
         },
         Ok(None) => Err("no such file".to_owned()),
         Err(e) => Err(e.to_string()),
-    };
-    let result = Arc::new(result);
+    }
+    .map(Arc::new);
     lock(&shared.parsed).insert(path.to_owned(), result.clone());
-    result.as_ref().clone().map(Arc::new)
+    result
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -172,7 +200,10 @@ pub(crate) fn record_read(path: &str) {
                 s.reads.files.insert(real);
             }
             Ok(_) => {}
-            Err(e) => s.reads.warnings.push(format!("{}: {e}", frame_unit(s))),
+            Err(e) => {
+                let message = format!("{}: {e}", frame_unit(s));
+                s.warn(message);
+            }
         }
     });
 }
@@ -185,10 +216,13 @@ fn frame_unit(state: &State) -> String {
 /// A path outside the repo is an error (and a warning): it can't be a changed file and is never read.
 pub(crate) fn repo_path(path: &str) -> Result<String, String> {
     let frame = current_frame()?;
+    if !path.starts_with('/') {
+        observe_unit_dir(false);
+    }
     let absolute = snapshot::join(&snapshot::to_absolute(&frame.terragrunt_dir), path);
     snapshot::to_repo_relative(&absolute).ok_or_else(|| {
         let message = format!("{}: path {path:?} points outside the repository; not read", frame.original_dir);
-        let _ = with_state(|s| s.reads.warnings.push(message.clone()));
+        let _ = with_state(|s| s.warn(message.clone()));
         message
     })
 }
@@ -278,25 +312,25 @@ impl Scope {
         }
     }
 
-    /// Evaluates locals until no more resolve; returns the ones that failed, with why.
-    fn resolve_locals(&mut self, pending: Vec<(String, Expression)>) -> Vec<(String, Expression, String)> {
-        let mut pending: Vec<(String, Expression, String)> =
-            pending.into_iter().map(|(n, e)| (n, e, String::new())).collect();
+    /// Evaluates locals until no more resolve; returns the ones that failed.
+    fn resolve_locals<'c>(&mut self, mut pending: Vec<&'c (String, Expression)>) -> Vec<&'c (String, Expression)> {
         loop {
-            let mut progressed = false;
-            let mut still = Vec::new();
-            for (name, expr, _) in pending {
-                match self.eval(&expr) {
-                    Ok(value) => {
-                        self.locals.insert(name, value);
-                        self.sync_vars();
-                        progressed = true;
-                    }
-                    Err(why) => still.push((name, expr, why)),
+            let before = pending.len();
+            // Variables are re-declared once per pass, not per local: cloning the locals is the costly part, and a
+            // local that needs a sibling from the same pass simply resolves in the next one.
+            let mut resolved = Vec::new();
+            pending.retain(|(name, expr)| match self.eval(expr) {
+                Ok(value) => {
+                    resolved.push((name.clone(), value));
+                    false
                 }
+                Err(_) => true,
+            });
+            self.locals.extend(resolved);
+            if pending.len() < before {
+                self.sync_vars();
             }
-            pending = still;
-            if !progressed || pending.is_empty() {
+            if pending.len() == before || pending.is_empty() {
                 return pending;
             }
         }
@@ -357,6 +391,9 @@ impl Scope {
             None => "",
         };
         let frame = current_frame().ok()?;
+        if !directory.starts_with('/') {
+            observe_unit_dir(false);
+        }
         let absolute = snapshot::join(&snapshot::to_absolute(&frame.terragrunt_dir), directory);
         let relative = snapshot::to_repo_relative(&absolute)?;
         Some(if relative.is_empty() { String::new() } else { format!("{relative}/") })
@@ -366,14 +403,13 @@ impl Scope {
 /// Evaluates one config in the current frame; returns what `read_terragrunt_config` or an include exposes.
 fn evaluate_config(config: &ParsedConfig, role: Role) -> Value {
     let mut scope = Scope::new(config);
-    let mut failed_locals = scope.resolve_locals(config.locals.clone());
+    let mut failed_locals = scope.resolve_locals(config.locals.iter().collect());
 
     if role != Role::ReadConfig && !config.includes.is_empty() {
         evaluate_includes(config, &mut scope);
-        let retry = failed_locals.into_iter().map(|(n, e, _)| (n, e)).collect();
-        failed_locals = scope.resolve_locals(retry);
+        failed_locals = scope.resolve_locals(failed_locals);
     }
-    for (_, expr, _) in &failed_locals {
+    for (_, expr) in &failed_locals {
         scope.fail_closed(expr);
     }
 
@@ -430,13 +466,7 @@ fn evaluate_includes(config: &ParsedConfig, scope: &mut Scope) {
             scope.unresolved(None, &format!("include {path}: includes nest more than {MAX_NESTING} deep"));
             continue;
         }
-        let exposed = match parsed(&shared, &path) {
-            Ok(included) => evaluate_config(&included, Role::Include),
-            Err(why) => {
-                scope.unresolved(None, &format!("included {path} cannot be parsed: {why}"));
-                Value::Null
-            }
-        };
+        let exposed = evaluate_include(&shared, &path, scope);
         let _ = with_state(|s| {
             s.frames.pop();
             if let Some(frame) = s.frames.last_mut() {
@@ -447,6 +477,44 @@ fn evaluate_includes(config: &ParsedConfig, scope: &mut Scope) {
         scope.include.insert(include.name.clone(), exposed);
     }
     scope.sync_vars();
+}
+
+/// Evaluates an included file in the current frame, reusing the result of a sibling unit (same parent
+/// directory) when that evaluation never looked at the unit's own directory.
+fn evaluate_include(shared: &Shared, path: &str, scope: &Scope) -> Value {
+    let Ok(Some(unit_dir)) = with_state(|s| s.frames.first().map(|f| f.terragrunt_dir.clone())) else {
+        return Value::Null;
+    };
+    let key = (path.to_owned(), snapshot::parent(&unit_dir).to_owned());
+    if let Some(hit) = lock(&shared.includes).get(&key).cloned() {
+        let _ = with_state(|s| s.reads.merge(&hit.reads));
+        return hit.value.clone().unwrap_or(Value::Null);
+    }
+    let Ok((saved_reads, saved_sensitive)) =
+        with_state(|s| (std::mem::take(&mut s.reads), std::mem::replace(&mut s.unit_sensitive, false)))
+    else {
+        return Value::Null;
+    };
+    let exposed = match parsed(shared, path) {
+        Ok(included) => evaluate_config(&included, Role::Include),
+        Err(why) => {
+            scope.unresolved(None, &format!("included {path} cannot be parsed: {why}"));
+            Value::Null
+        }
+    };
+    let Ok((reads, sensitive)) = with_state(|s| {
+        let reads = std::mem::replace(&mut s.reads, saved_reads);
+        let sensitive = s.unit_sensitive;
+        s.unit_sensitive |= saved_sensitive;
+        s.reads.merge(&reads);
+        (reads, sensitive)
+    }) else {
+        return exposed;
+    };
+    if !sensitive {
+        lock(&shared.includes).insert(key, Arc::new(ReadConfigResult { value: Ok(exposed.clone()), reads }));
+    }
+    exposed
 }
 
 /// A local `terraform { source }` makes every module file under it a read.
@@ -490,20 +558,22 @@ fn evaluate_dependency_paths(scope: &Scope, expr: &Expression) {
         Ok(Value::Array(items)) => items.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
         Ok(other) => {
             let _ = with_state(|s| {
-                s.reads.warnings.push(format!("{}: dependency path is {other}, not a path", frame_unit(s)))
+                let message = format!("{}: dependency path is {other}, not a path", frame_unit(s));
+                s.warn(message)
             });
             return;
         }
         Err(why) => {
             let _ = with_state(|s| {
-                s.reads.warnings.push(format!(
-                    "{}: cannot resolve a dependency path ({why}); its dependents may be missed",
-                    frame_unit(s)
-                ))
+                let unit = frame_unit(s);
+                s.warn(format!("{unit}: cannot resolve a dependency path ({why}); its dependents may be missed"))
             });
             return;
         }
     };
+    if paths.iter().any(|p| !p.starts_with('/')) {
+        observe_unit_dir(true);
+    }
     for path in paths {
         // Dependency paths resolve from the unit, even when written in an included file.
         let resolved = current_frame().ok().and_then(|frame| {
@@ -515,7 +585,8 @@ fn evaluate_dependency_paths(scope: &Scope, expr: &Expression) {
                 s.reads.dependencies.insert(dir);
             }
             None => {
-                s.reads.warnings.push(format!("{}: dependency {path:?} points outside the repository", frame_unit(s)))
+                let unit = frame_unit(s);
+                s.warn(format!("{unit}: dependency {path:?} points outside the repository"))
             }
         });
     }

@@ -4,7 +4,7 @@
 //! anything else, so a read is known even when the call then fails. Nothing here runs a command: `run_cmd` always
 //! fails, and so does anything that would need AWS or the network.
 
-use crate::eval::{current_frame, read_config, record_read, repo_path, with_state};
+use crate::eval::{current_frame, observe_unit_dir, read_config, record_read, repo_path, with_state};
 use crate::snapshot::{self, relative_path, to_absolute};
 use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::expr::{Expression, FuncCall};
@@ -133,16 +133,20 @@ fn find_in_parent_folders(args: FuncArgs) -> Result<Value, String> {
             return Ok(Value::from(to_absolute(&candidate)));
         }
     }
-    fallback.ok_or_else(|| format!("find_in_parent_folders: no {name:?} above {}", frame.terragrunt_dir))
+    fallback.ok_or_else(|| {
+        format!("find_in_parent_folders: no {name:?} in any folder above {}", snapshot::parent(&frame.terragrunt_dir))
+    })
 }
 
 fn get_terragrunt_dir(_: FuncArgs) -> Result<Value, String> {
+    observe_unit_dir(false);
     Ok(Value::from(to_absolute(&current_frame()?.terragrunt_dir)))
 }
 
 fn include_dir(args: &FuncArgs) -> Result<String, String> {
     let frame = current_frame()?;
     if let Some(name) = args.first().and_then(Value::as_str) {
+        observe_unit_dir(true);
         if let Some((_, dir)) = frame.includes.iter().find(|(n, _)| n == name) {
             return Ok(dir.clone());
         }
@@ -156,6 +160,7 @@ fn get_parent_terragrunt_dir(args: FuncArgs) -> Result<Value, String> {
 }
 
 fn get_original_terragrunt_dir(_: FuncArgs) -> Result<Value, String> {
+    observe_unit_dir(true);
     Ok(Value::from(to_absolute(&current_frame()?.original_dir)))
 }
 
@@ -164,19 +169,23 @@ fn get_repo_root(_: FuncArgs) -> Result<Value, String> {
 }
 
 fn get_path_to_repo_root(_: FuncArgs) -> Result<Value, String> {
+    observe_unit_dir(false);
     Ok(Value::from(relative_path(&current_frame()?.terragrunt_dir, "")))
 }
 
 fn get_path_from_repo_root(_: FuncArgs) -> Result<Value, String> {
+    observe_unit_dir(false);
     Ok(Value::from(relative_path("", &current_frame()?.terragrunt_dir)))
 }
 
 fn path_relative_to_include(args: FuncArgs) -> Result<Value, String> {
+    observe_unit_dir(true);
     let frame = current_frame()?;
     Ok(Value::from(relative_path(&include_dir(&args)?, &frame.terragrunt_dir)))
 }
 
 fn path_relative_from_include(args: FuncArgs) -> Result<Value, String> {
+    observe_unit_dir(true);
     let frame = current_frame()?;
     Ok(Value::from(relative_path(&frame.terragrunt_dir, &include_dir(&args)?)))
 }
@@ -269,6 +278,9 @@ fn mark_as_read(args: FuncArgs) -> Result<Value, String> {
 fn mark_glob_as_read(args: FuncArgs) -> Result<Value, String> {
     let frame = current_frame()?;
     let pattern = string(&args[0])?;
+    if !pattern.starts_with('/') {
+        observe_unit_dir(false);
+    }
     let absolute = snapshot::join(&to_absolute(&frame.terragrunt_dir), pattern);
     let relative =
         snapshot::to_repo_relative(&absolute).ok_or_else(|| format!("glob {pattern:?} leaves the repository"))?;
@@ -300,7 +312,11 @@ fn templatefile(args: FuncArgs) -> Result<Value, String> {
 
 fn abspath(args: FuncArgs) -> Result<Value, String> {
     let frame = current_frame()?;
-    let absolute = snapshot::join(&to_absolute(&frame.terragrunt_dir), string(&args[0])?);
+    let path = string(&args[0])?;
+    if !path.starts_with('/') {
+        observe_unit_dir(false);
+    }
+    let absolute = snapshot::join(&to_absolute(&frame.terragrunt_dir), path);
     let relative = snapshot::to_repo_relative(&absolute).ok_or("abspath: path leaves the repository")?;
     Ok(Value::from(to_absolute(&relative)))
 }

@@ -140,8 +140,9 @@ impl GitRepo {
         Ok(files)
     }
 
-    /// A snapshot of every file at `commit`, with small config-like files prefetched in one batch.
-    pub fn snapshot(&self, commit: &str) -> Result<Snapshot, GitError> {
+    /// A snapshot of every file at `commit`. With `prefetch`, small config-like files are loaded in one batch up
+    /// front (right when most units will be evaluated); without, contents are fetched as they are read.
+    pub fn snapshot(&self, commit: &str, prefetch_configs: bool) -> Result<Snapshot, GitError> {
         let out = self.git(&["ls-tree", "-r", "-z", "-l", "--full-tree", commit])?;
         let mut entries = HashMap::new();
         let mut symlinks = Vec::new();
@@ -165,7 +166,7 @@ impl GitRepo {
             if mode == "120000" {
                 symlinks.push((path, id.to_owned()));
             } else {
-                if size <= PREFETCH_MAX_BYTES && PREFETCH_EXTENSIONS.iter().any(|e| path.ends_with(e)) {
+                if prefetch_configs && size <= PREFETCH_MAX_BYTES && PREFETCH_EXTENSIONS.iter().any(|e| path.ends_with(e)) {
                     prefetch.push(id.to_owned());
                 }
                 entries.insert(path, EntryKind::File { size, id: id.to_owned() });

@@ -54,6 +54,7 @@ pub enum ResolveError {
 pub struct Snapshot {
     entries: HashMap<String, EntryKind>,
     dirs: HashSet<String>,
+    has_symlinks: bool,
     source: Box<dyn BlobSource>,
 }
 
@@ -77,7 +78,8 @@ impl Snapshot {
                 p = parent;
             }
         }
-        Snapshot { entries, dirs, source }
+        let has_symlinks = entries.values().any(|e| matches!(e, EntryKind::Symlink(_)));
+        Snapshot { entries, dirs, has_symlinks, source }
     }
 
     /// Every file and symlink path, unsorted.
@@ -114,6 +116,10 @@ impl Snapshot {
 
     /// Follows symlinks in every component of `path` and returns the real path, never leaving the root.
     pub fn resolve(&self, path: &str) -> Result<String, ResolveError> {
+        // The common case: a clean path in a tree without symlinks is its own real path.
+        if !self.has_symlinks && split(path).all(|c| c != "." && c != "..") && !path.contains("//") {
+            return Ok(path.trim_matches('/').to_owned());
+        }
         let mut pending: Vec<String> = split(path).map(str::to_owned).collect();
         pending.reverse();
         let mut resolved: Vec<String> = Vec::new();
