@@ -218,7 +218,7 @@ pub fn detect(
             }
         }
         // Escapes, symlink loops, parse errors and oversized files are worth knowing wherever they are.
-        warnings.extend(reads.warnings.iter().cloned());
+        warnings.extend(reads.all_warnings());
     }
     let deleted_units: BTreeMap<String, String> = base_units
         .into_iter()
@@ -253,7 +253,7 @@ pub fn detect(
             continue;
         }
         if let Some(reads) = deleted_reads.get(&dir) {
-            warnings.extend(reads.warnings.iter().cloned());
+            warnings.extend(reads.all_warnings());
         }
         let account = dir.split('/').next().unwrap_or_default().to_owned();
         let Some(deploy_order) = accounts.order(&account) else {
@@ -297,7 +297,7 @@ pub struct DependencyGraph {
 impl DependencyGraph {
     /// Builds the graph from each unit's reads; edges to directories that are not units are kept (harmless).
     pub fn new<'a>(reads: impl Iterator<Item = (&'a String, &'a Reads)>) -> DependencyGraph {
-        DependencyGraph { edges: reads.map(|(dir, r)| (dir.clone(), r.dependencies.clone())).collect() }
+        DependencyGraph { edges: reads.map(|(dir, r)| (dir.clone(), r.all_dependencies())).collect() }
     }
 
     /// A cycle, as the list of units around it (first repeated at the end), if there is one.

@@ -38,7 +38,7 @@ pub struct Shared {
 /// unit of one directory.
 struct ReadConfigResult {
     value: Result<Value, String>,
-    reads: Reads,
+    reads: Arc<Reads>,
 }
 
 /// Where the expression being evaluated sits.
@@ -267,7 +267,7 @@ fn evaluate_read_config(path: &str, config: Result<Arc<ParsedConfig>, String>) -
         s.frames.pop();
         std::mem::replace(&mut s.reads, saved)
     })?;
-    Ok(ReadConfigResult { value: Ok(value), reads })
+    Ok(ReadConfigResult { value: Ok(value), reads: Arc::new(reads) })
 }
 
 /// An expression evaluator for one config: its functions, and the `local`/`include` variables so far.
@@ -466,7 +466,7 @@ fn evaluate_includes(config: &ParsedConfig, scope: &mut Scope) {
             scope.unresolved(None, &format!("include {path}: includes nest more than {MAX_NESTING} deep"));
             continue;
         }
-        let exposed = evaluate_include(&shared, &path, scope);
+        let exposed = evaluate_include(&shared, &path, scope, config.references_include);
         let _ = with_state(|s| {
             s.frames.pop();
             if let Some(frame) = s.frames.last_mut() {
@@ -474,21 +474,25 @@ fn evaluate_includes(config: &ParsedConfig, scope: &mut Scope) {
                 frame.include_dir.get_or_insert(include_dir.clone());
             }
         });
-        scope.include.insert(include.name.clone(), exposed);
+        if config.references_include {
+            scope.include.insert(include.name.clone(), exposed);
+        }
     }
-    scope.sync_vars();
+    if config.references_include {
+        scope.sync_vars();
+    }
 }
 
 /// Evaluates an included file in the current frame, reusing the result of a sibling unit (same parent
 /// directory) when that evaluation never looked at the unit's own directory.
-fn evaluate_include(shared: &Shared, path: &str, scope: &Scope) -> Value {
+fn evaluate_include(shared: &Shared, path: &str, scope: &Scope, wants_value: bool) -> Value {
     let Ok(Some(unit_dir)) = with_state(|s| s.frames.first().map(|f| f.terragrunt_dir.clone())) else {
         return Value::Null;
     };
     let key = (path.to_owned(), snapshot::parent(&unit_dir).to_owned());
     if let Some(hit) = lock(&shared.includes).get(&key).cloned() {
         let _ = with_state(|s| s.reads.merge(&hit.reads));
-        return hit.value.clone().unwrap_or(Value::Null);
+        return if wants_value { hit.value.clone().unwrap_or(Value::Null) } else { Value::Null };
     }
     let Ok((saved_reads, saved_sensitive)) =
         with_state(|s| (std::mem::take(&mut s.reads), std::mem::replace(&mut s.unit_sensitive, false)))
@@ -503,7 +507,7 @@ fn evaluate_include(shared: &Shared, path: &str, scope: &Scope) -> Value {
         }
     };
     let Ok((reads, sensitive)) = with_state(|s| {
-        let reads = std::mem::replace(&mut s.reads, saved_reads);
+        let reads = Arc::new(std::mem::replace(&mut s.reads, saved_reads));
         let sensitive = s.unit_sensitive;
         s.unit_sensitive |= saved_sensitive;
         s.reads.merge(&reads);

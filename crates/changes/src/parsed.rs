@@ -45,6 +45,8 @@ pub struct ParsedConfig {
     pub nested_reads: Vec<Expression>,
     /// Every function name called anywhere in the file.
     pub functions: HashSet<String>,
+    /// Whether any expression uses the `include` variable (`include.<name>.locals...`), so exposed values matter.
+    pub references_include: bool,
 }
 
 /// Parses config text: HCL native syntax, or the JSON flavour for `*.hcl.json`.
@@ -56,6 +58,7 @@ pub fn parse_config(path: &str, text: &str) -> Result<ParsedConfig, String> {
 
 fn index(body: &Body) -> ParsedConfig {
     let mut parsed = ParsedConfig::default();
+    parsed.references_include = references_variable(body, "include");
     for structure in body.iter() {
         match structure {
             Structure::Attribute(attr) => {
@@ -201,6 +204,18 @@ fn collect_template(elements: &[Element], out: &mut Vec<Expression>) {
     }
 }
 
+/// True when any attribute anywhere in `body` refers to the variable `name`.
+fn references_variable(body: &Body, name: &str) -> bool {
+    body.iter().any(|structure| match structure {
+        Structure::Attribute(attr) => {
+            let mut found = false;
+            walk(&attr.expr, &mut |e| found |= matches!(e, Expression::Variable(v) if v.as_str() == name));
+            found
+        }
+        Structure::Block(block) => references_variable(&block.body, name),
+    })
+}
+
 fn collect_functions(expr: &Expression, names: &mut HashSet<String>) {
     walk(expr, &mut |e| {
         if let Expression::FuncCall(call) = e {
@@ -334,6 +349,9 @@ mod tests {
         assert_eq!(parsed.nested_reads.len(), 2, "mock_outputs and generate.contents");
         assert_eq!(parsed.top_level.len(), 1);
         assert!(parsed.functions.contains("find_in_parent_folders"));
+        assert!(!parsed.references_include);
+        let exposed = parse_config("x/terragrunt.hcl", "terraform { source = include.env.locals.url }").expect("parses");
+        assert!(exposed.references_include);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// Extensions of files under a local `terraform { source }` directory that count as read.
 pub const MODULE_EXTENSIONS: [&str; 4] = [".tf", ".tf.json", ".hcl", ".tofu"];
@@ -30,22 +31,45 @@ pub struct Reads {
     pub dependencies: BTreeSet<String>,
     /// Problems worth telling the user about (escapes, symlink loops, parse errors).
     pub warnings: Vec<String>,
+    /// Reads of shared files (includes, `read_terragrunt_config`), evaluated once and shared by many units rather
+    /// than copied into each.
+    pub shared: Vec<Arc<Reads>>,
 }
 
 impl Reads {
-    /// Adds everything in `other`.
-    pub fn merge(&mut self, other: &Reads) {
-        self.files.extend(other.files.iter().cloned());
-        self.source_dirs.extend(other.source_dirs.iter().cloned());
-        self.globs.extend(other.globs.iter().cloned());
-        self.unresolved.extend(other.unresolved.iter().cloned());
-        self.dependencies.extend(other.dependencies.iter().cloned());
-        self.warnings.extend(other.warnings.iter().cloned());
+    /// Adds everything `other` reads, by reference.
+    pub fn merge(&mut self, other: &Arc<Reads>) {
+        self.shared.push(other.clone());
+    }
+
+    /// This unit's own reads and every shared part, depth-first (a part reached twice is visited twice).
+    pub fn segments(&self) -> impl Iterator<Item = &Reads> {
+        let mut stack = vec![self];
+        std::iter::from_fn(move || {
+            let next = stack.pop()?;
+            stack.extend(next.shared.iter().map(Arc::as_ref));
+            Some(next)
+        })
+    }
+
+    /// Every file read or probed.
+    pub fn all_files(&self) -> impl Iterator<Item = &String> {
+        self.segments().flat_map(|r| r.files.iter())
+    }
+
+    /// Every unit depended on.
+    pub fn all_dependencies(&self) -> BTreeSet<String> {
+        self.segments().flat_map(|r| r.dependencies.iter().cloned()).collect()
+    }
+
+    /// Every warning, without repeats.
+    pub fn all_warnings(&self) -> BTreeSet<String> {
+        self.segments().flat_map(|r| r.warnings.iter().cloned()).collect()
     }
 
     /// Compiles the globs once so many files can be matched quickly.
     pub fn matcher(&self) -> ReadMatcher<'_> {
-        let globs = self.globs.iter().filter_map(|g| compile_glob(g).ok()).collect();
+        let globs = self.segments().flat_map(|r| r.globs.iter()).filter_map(|g| compile_glob(g).ok()).collect();
         ReadMatcher { reads: self, globs }
     }
 }
@@ -74,13 +98,13 @@ impl ReadMatcher<'_> {
     /// Whether the unit reads `file`. `in_other_unit` says whether the file belongs to some other unit, which
     /// matters only for unresolved reads with no known prefix.
     pub fn reads(&self, file: &str, in_other_unit: bool) -> Option<ReadMatch> {
-        if self.reads.files.contains(file)
-            || self.reads.source_dirs.iter().any(|d| is_under(file, d) && is_module_file(file))
-            || self.globs.iter().any(|g| g.is_match(file))
+        if self.reads.segments().any(|r| {
+            r.files.contains(file) || r.source_dirs.iter().any(|d| is_under(file, d) && is_module_file(file))
+        }) || self.globs.iter().any(|g| g.is_match(file))
         {
             return Some(ReadMatch::Read);
         }
-        self.reads.unresolved.iter().find_map(|u| {
+        self.reads.segments().flat_map(|r| r.unresolved.iter()).find_map(|u| {
             let matches = match &u.prefix {
                 Some(prefix) => file.starts_with(prefix.as_str()),
                 None => !in_other_unit,
@@ -120,8 +144,12 @@ mod tests {
         assert_eq!(m.reads("dev/other/a.yaml", false), None);
         assert!(matches!(m.reads("dev/app/src/x.txt", true), Some(ReadMatch::Unresolved(_))));
         assert_eq!(m.reads("README.md", false), None);
-        reads.unresolved.push(Unresolved { prefix: None, detail: "unknown".into() });
+        let mut shared = Reads::default();
+        shared.unresolved.push(Unresolved { prefix: None, detail: "unknown".into() });
+        shared.files.insert("root.hcl".into());
+        reads.merge(&Arc::new(shared));
         let m = reads.matcher();
+        assert_eq!(m.reads("root.hcl", false), Some(ReadMatch::Read));
         assert!(matches!(m.reads("README.md", false), Some(ReadMatch::Unresolved(_))));
         assert_eq!(m.reads("prod/vpc/terragrunt.hcl", true), None);
     }

@@ -155,7 +155,7 @@ impl FilePattern {
             return matcher.reads(literal, in_other(literal));
         }
         let glob = self.glob.as_ref()?;
-        if reads.files.iter().any(|f| glob.is_match(f)) {
+        if reads.all_files().any(|f| glob.is_match(f)) {
             return Some(ReadMatch::Read);
         }
         self.expanded.iter().find_map(|f| matcher.reads(f, in_other(f)))
@@ -214,7 +214,7 @@ pub fn units_reading(snapshot: Arc<Snapshot>, query: &UnitsQuery) -> Result<Unit
         }
         if selected {
             answer.units.push(dir.clone());
-            answer.warnings.extend(unit_reads.warnings.iter().cloned());
+            answer.warnings.extend(unit_reads.all_warnings());
         }
     }
     answer.warnings.sort();
