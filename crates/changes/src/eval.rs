@@ -11,12 +11,11 @@
 //! known, and detection fails closed on it.
 
 use crate::functions;
-use crate::parsed::{parse_config, walk, ParsedConfig, READ_FUNCTIONS};
+use crate::parsed::{parse_config, walk, ParsedConfig, CONCAT, READ_FUNCTIONS};
 use crate::reads::{Reads, Unresolved};
 use crate::snapshot::{self, Snapshot};
 use hcl::eval::{Context, Evaluate};
 use hcl::expr::Expression;
-use hcl::template::{Element, Template};
 use hcl::{Map, Value};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -366,20 +365,15 @@ impl Scope {
 
     /// The repo-relative prefix shared by every value `expr` could take, when a template starts with one.
     fn known_prefix(&self, expr: &Expression) -> Option<String> {
-        let Expression::TemplateExpr(template) = expr else {
-            return None;
-        };
-        let parsed = Template::from_expr(template).ok()?;
         let mut known = String::new();
-        for element in parsed.elements() {
-            match element {
-                Element::Literal(text) => known.push_str(text),
-                Element::Interpolation(i) => match self.eval(&i.expr) {
+        for part in lowered_template_parts(expr)? {
+            match part {
+                Expression::String(text) => known.push_str(text),
+                other => match self.eval(other) {
                     Ok(Value::String(s)) => known.push_str(&s),
                     Ok(Value::Number(n)) => known.push_str(&n.to_string()),
                     _ => break,
                 },
-                Element::Directive(_) => break,
             }
         }
         if known.is_empty() {
@@ -397,6 +391,15 @@ impl Scope {
         let absolute = snapshot::join(&snapshot::to_absolute(&frame.terragrunt_dir), directory);
         let relative = snapshot::to_repo_relative(&absolute)?;
         Some(if relative.is_empty() { String::new() } else { format!("{relative}/") })
+    }
+}
+
+/// The parts of a template lowered by [`crate::parsed::lower_templates`]: literal strings and interpolated
+/// expressions, in order. `None` for anything else (including templates with directives, which stay unknown).
+fn lowered_template_parts(expr: &Expression) -> Option<&[Expression]> {
+    match expr {
+        Expression::FuncCall(call) if call.name.name.as_str() == CONCAT => Some(&call.args),
+        _ => None,
     }
 }
 
@@ -527,17 +530,11 @@ fn evaluate_source(scope: &Scope, source: &Expression) {
         Ok(value) => value,
         Err(why) => {
             // Only a local source is a read; a template that starts like a URL can't be one.
-            let literal_text: String = match source {
-                Expression::TemplateExpr(t) => Template::from_expr(t)
-                    .map(|t| {
-                        t.elements()
-                            .iter()
-                            .filter_map(|e| if let Element::Literal(l) = e { Some(l.as_str()) } else { None })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                _ => String::new(),
-            };
+            let literal_text: String = lowered_template_parts(source)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|part| if let Expression::String(text) = part { Some(text.as_str()) } else { None })
+                .collect();
             let looks_remote = literal_text.contains("::") || literal_text.contains("://");
             if !looks_remote {
                 scope.unresolved(Some(source), &format!("terraform.source: {why}"));

@@ -49,6 +49,7 @@ pub fn definition(name: &str) -> Option<FuncDef> {
         "basename" => (|a| Ok(Value::from(a[0].as_str().map(basename).unwrap_or_default())), vec![Str], None),
         "abspath" => (abspath, vec![Str], None),
         // terraform: strings
+        crate::parsed::CONCAT => (concat_strings, vec![], Some(Any)),
         "format" => (format, vec![Str], Some(Any)),
         "lower" => (|a| Ok(Value::from(string(&a[0])?.to_lowercase())), vec![Str], None),
         "upper" => (|a| Ok(Value::from(string(&a[0])?.to_uppercase())), vec![Str], None),
@@ -331,6 +332,18 @@ fn display(value: &Value) -> Result<String, String> {
         Value::Null => Ok(String::new()),
         other => Err(format!("cannot convert {other} to a string")),
     }
+}
+
+/// A lowered template: each part converted to a string as interpolation does, then joined.
+fn concat_strings(args: FuncArgs) -> Result<Value, String> {
+    let mut out = String::new();
+    for part in args.iter() {
+        match part {
+            Value::Null => return Err("cannot interpolate null".to_owned()),
+            other => out.push_str(&display(other)?),
+        }
+    }
+    Ok(Value::from(out))
 }
 
 fn format(args: FuncArgs) -> Result<Value, String> {
