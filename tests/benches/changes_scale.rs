@@ -138,7 +138,13 @@ fn run_scale(binary: &Path, shape: SyntheticRepo, edit_all: bool) -> Figures {
         samples.push(elapsed);
         peak = peak.max(kib);
     }
-    Figures { units: shape.units, changes: median(samples), read_only: median(read_samples), peak_mib: peak as f64 / 1024.0, selected }
+    Figures {
+        units: shape.units,
+        changes: median(samples),
+        read_only: median(read_samples),
+        peak_mib: peak as f64 / 1024.0,
+        selected,
+    }
 }
 
 fn main() {

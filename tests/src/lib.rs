@@ -46,9 +46,15 @@ impl SyntheticRepo {
             let _ = write!(accounts_json, "{sep}\"acct{a}\": {{\"id\": \"{:012}\", \"deploy_order\": {a}}}", a + 1);
             write(&format!("acct{a}/account.hcl"), &format!("locals {{\n  account_name = \"acct{a}\"\n}}\n"))?;
             for r in 0..self.regions {
-                write(&format!("acct{a}/region{r}/region.hcl"), &format!("locals {{\n  aws_region = \"region-{r}\"\n}}\n"))?;
+                write(
+                    &format!("acct{a}/region{r}/region.hcl"),
+                    &format!("locals {{\n  aws_region = \"region-{r}\"\n}}\n"),
+                )?;
                 for e in 0..self.envs {
-                    write(&format!("acct{a}/region{r}/env{e}/env.hcl"), &format!("locals {{\n  env = \"env{e}\"\n}}\n"))?;
+                    write(
+                        &format!("acct{a}/region{r}/env{e}/env.hcl"),
+                        &format!("locals {{\n  env = \"env{e}\"\n}}\n"),
+                    )?;
                 }
             }
         }

@@ -324,7 +324,10 @@ fn hostile_and_broken_configs_fail_closed_with_warnings() {
     let warnings = report["warnings"].to_string();
     assert!(warnings.contains("dev/broken/terragrunt.hcl: cannot be parsed"), "{warnings}");
     assert!(warnings.contains("not valid UTF-8"), "{warnings}");
-    assert!(warnings.contains(r#"dev/escape: path \"../../../../etc/passwd\" points outside the repository"#), "{warnings}");
+    assert!(
+        warnings.contains(r#"dev/escape: path \"../../../../etc/passwd\" points outside the repository"#),
+        "{warnings}"
+    );
     assert!(warnings.contains("too many levels of symbolic links"), "{warnings}");
     assert!(warnings.contains("dev/big/huge.txt is 5242880 bytes"), "{warnings}");
 }

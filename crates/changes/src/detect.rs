@@ -1,11 +1,10 @@
 //! `deploy-runner changes`: map the diff between two commits to units, in deploy order.
 
 use crate::accounts::{AccountOrder, AccountsError};
-use crate::eval::Evaluator;
 use crate::git::{ChangedFile, FileStatus, GitError, GitRepo};
 use crate::reads::{ReadMatch, Reads};
 use crate::snapshot::Snapshot;
-use crate::units::{discover_units, evaluate_units, owning_unit, unit_of_config};
+use crate::units::{discover_units, evaluate_snapshot_units, owning_unit, unit_of_config};
 use deploy_runner_gate::ChangeKind;
 use regex::Regex;
 use serde::Serialize;
@@ -108,7 +107,18 @@ pub fn detect_changes(
     let base = repo.resolve_commit(base)?;
     let head = repo.resolve_commit(head)?;
     let changed = repo.changed_files(&base, &head)?;
-    let head_snapshot = Arc::new(repo.snapshot(&head, true)?);
+    // The base tree is needed only for deleted and modified files; list it while the head is being loaded.
+    let needs_base = changed.iter().any(|f| f.status != FileStatus::Added);
+    let (head_snapshot, base_snapshot) = std::thread::scope(|scope| {
+        let base_job = needs_base.then(|| scope.spawn(|| repo.snapshot(&base, false)));
+        let head_snapshot = repo.snapshot(&head, true);
+        let base_snapshot = match base_job {
+            Some(job) => job.join().unwrap_or_else(|_| Err(std::io::Error::other("panicked").into())),
+            None => Ok(Snapshot::new(HashMap::new(), Box::new(crate::snapshot::MemorySource::default()))),
+        };
+        (head_snapshot, base_snapshot)
+    });
+    let (head_snapshot, base_snapshot) = (Arc::new(head_snapshot?), Arc::new(base_snapshot?));
     let accounts = match &options.accounts {
         Some(accounts) => accounts.clone(),
         None => match head_snapshot.read("accounts.json") {
@@ -116,13 +126,8 @@ pub fn detect_changes(
             _ => return Err(AccountsError::Missing(format!("accounts.json at {head}")).into()),
         },
     };
-    let needs_base = changed.iter().any(|f| f.status != FileStatus::Added);
-    let base_snapshot = if needs_base {
-        Arc::new(repo.snapshot(&base, false)?)
-    } else {
-        Arc::new(Snapshot::new(HashMap::new(), Box::new(crate::snapshot::MemorySource::default())))
-    };
     let mut report = detect(&base_snapshot, &head_snapshot, &changed, &accounts, options)?;
+    drop_in_background((head_snapshot, base_snapshot));
     report.base = base;
     report.head = head;
     Ok(report)
@@ -193,7 +198,7 @@ pub fn detect(
     // Reads select the units that read a changed file.
     let mut warnings = BTreeSet::new();
     let head_reads =
-        if changed.is_empty() { BTreeMap::new() } else { evaluate_units(&Evaluator::new(head.clone()), &head_units) };
+        if changed.is_empty() { BTreeMap::new() } else { evaluate_snapshot_units(head.clone(), &head_units) };
     for (dir, reads) in &head_reads {
         let matcher = reads.matcher();
         for file in &changed {
@@ -224,7 +229,7 @@ pub fn detect(
         .into_iter()
         .filter(|(dir, _)| candidates.get(dir).and_then(|c| c.change) == Some(ChangeKind::Deleted))
         .collect();
-    let deleted_reads = evaluate_units(&Evaluator::new(base.clone()), &deleted_units);
+    let deleted_reads = evaluate_snapshot_units(base.clone(), &deleted_units);
 
     let graph = DependencyGraph::new(head_reads.iter().chain(deleted_reads.iter()));
     if let Some(cycle) = graph.find_cycle() {
@@ -280,6 +285,7 @@ pub fn detect(
         };
         key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path))
     });
+    drop_in_background((head_reads, deleted_reads, graph));
     Ok(ChangeReport {
         base: String::new(),
         head: String::new(),
@@ -287,6 +293,12 @@ pub fn detect(
         skipped,
         warnings: warnings.into_iter().collect(),
     })
+}
+
+/// Frees large structures off the critical path. Tearing down the caches of 10,000 evaluated units takes longer
+/// than some whole phases of detection; a CLI that is about to exit need not wait for it.
+fn drop_in_background<T: Send + 'static>(value: T) {
+    std::thread::spawn(move || drop(value));
 }
 
 /// Unit -> the units it depends on.

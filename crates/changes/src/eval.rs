@@ -146,8 +146,12 @@ impl Evaluator {
             includes: Vec::new(),
         };
         STATE.with(|cell| {
-            *cell.borrow_mut() =
-                Some(State { shared: self.shared.clone(), frames: vec![frame], reads: Reads::default(), unit_sensitive: false })
+            *cell.borrow_mut() = Some(State {
+                shared: self.shared.clone(),
+                frames: vec![frame],
+                reads: Reads::default(),
+                unit_sensitive: false,
+            })
         });
         record_read(config_file);
         match parsed(&self.shared, config_file) {

@@ -166,7 +166,10 @@ impl GitRepo {
             if mode == "120000" {
                 symlinks.push((path, id.to_owned()));
             } else {
-                if prefetch_configs && size <= PREFETCH_MAX_BYTES && PREFETCH_EXTENSIONS.iter().any(|e| path.ends_with(e)) {
+                if prefetch_configs
+                    && size <= PREFETCH_MAX_BYTES
+                    && PREFETCH_EXTENSIONS.iter().any(|e| path.ends_with(e))
+                {
                     prefetch.push(id.to_owned());
                 }
                 entries.insert(path, EntryKind::File { size, id: id.to_owned() });
@@ -206,50 +209,67 @@ impl GitSource {
         self.blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).cloned()
     }
 
-    /// Loads many blobs through one `git cat-file --batch` process.
+    /// Loads many blobs through `git cat-file --batch`: one process per core when there are many.
     fn fetch(&self, ids: &[String]) -> Result<(), GitError> {
         let missing: Vec<&String> = ids.iter().filter(|id| self.cached(id).is_none()).collect();
         if missing.is_empty() {
             return Ok(());
         }
-        let mut child = Command::new("git")
-            .arg("-C")
-            .arg(&self.dir)
-            .args(["cat-file", "--batch"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let mut stdin = child.stdin.take().ok_or_else(|| std::io::Error::other("no stdin"))?;
-        let request: String = missing.iter().map(|id| format!("{id}\n")).collect();
-        // Write from another thread: git answers while we are still asking, and both pipes would fill up.
-        let writer = std::thread::spawn(move || stdin.write_all(request.as_bytes()));
-        let mut reader = BufReader::new(child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?);
-        let mut loaded = HashMap::with_capacity(missing.len());
-        let mut header = String::new();
-        for _ in 0..missing.len() {
-            header.clear();
-            if reader.read_line(&mut header)? == 0 {
-                break;
-            }
-            let mut parts = header.split_whitespace();
-            let (Some(id), Some(kind), Some(size)) = (parts.next(), parts.next(), parts.next()) else {
-                continue;
-            };
-            if kind == "missing" {
-                continue;
-            }
-            let size: usize = size.parse().map_err(|_| std::io::Error::other("bad cat-file header"))?;
-            let mut body = vec![0; size + 1]; // contents plus the trailing newline
-            reader.read_exact(&mut body)?;
-            body.pop();
-            loaded.insert(id.to_owned(), Arc::from(body));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = missing.len().div_ceil(if missing.len() >= 2_000 { cores } else { 1 });
+        let loaded: Vec<Result<HashMap<String, Arc<[u8]>>, GitError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> =
+                missing.chunks(chunk).map(|ids| scope.spawn(move || cat_file_batch(&self.dir, ids))).collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|_| Err(std::io::Error::other("panicked").into())))
+                .collect()
+        });
+        let mut blobs = self.blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for part in loaded {
+            blobs.extend(part?);
         }
-        let _ = writer.join();
-        let _ = child.wait();
-        self.blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(loaded);
         Ok(())
     }
+}
+
+/// Reads the given blobs through one `git cat-file --batch` process.
+fn cat_file_batch(dir: &Path, ids: &[&String]) -> Result<HashMap<String, Arc<[u8]>>, GitError> {
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut stdin = child.stdin.take().ok_or_else(|| std::io::Error::other("no stdin"))?;
+    let request: String = ids.iter().map(|id| format!("{id}\n")).collect();
+    // Write from another thread: git answers while we are still asking, and both pipes would fill up.
+    let writer = std::thread::spawn(move || stdin.write_all(request.as_bytes()));
+    let mut reader =
+        BufReader::with_capacity(1 << 16, child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?);
+    let mut loaded = HashMap::with_capacity(ids.len());
+    let mut header = String::new();
+    for _ in 0..ids.len() {
+        header.clear();
+        if reader.read_line(&mut header)? == 0 {
+            break;
+        }
+        let mut parts = header.split_whitespace();
+        let (Some(id), Some(kind), Some(size)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        if kind == "missing" {
+            continue;
+        }
+        let size: usize = size.parse().map_err(|_| std::io::Error::other("bad cat-file header"))?;
+        let mut body = vec![0; size + 1]; // contents plus the trailing newline
+        reader.read_exact(&mut body)?;
+        body.pop();
+        loaded.insert(id.to_owned(), Arc::from(body));
+    }
+    let _ = writer.join();
+    let _ = child.wait();
+    Ok(loaded)
 }
 
 impl BlobSource for GitSource {

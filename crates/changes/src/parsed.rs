@@ -170,7 +170,9 @@ fn index_block(block: &Block, parsed: &mut ParsedConfig) {
     let label = block.labels.first().map(|l| l.as_str().to_owned()).unwrap_or_default();
     let attr = |key: &str| block.body.attributes().find(|a| a.key.as_str() == key).map(|a| lower_templates(&a.expr));
     match block.identifier.as_str() {
-        "locals" => parsed.locals.extend(block.body.attributes().map(|a| (a.key.to_string(), lower_templates(&a.expr)))),
+        "locals" => {
+            parsed.locals.extend(block.body.attributes().map(|a| (a.key.to_string(), lower_templates(&a.expr))))
+        }
         "include" => {
             if let Some(path) = attr("path") {
                 parsed.includes.push(IncludeSpec { name: label, path });
@@ -422,7 +424,8 @@ mod tests {
         assert_eq!(parsed.top_level.len(), 1);
         assert!(parsed.functions.contains("find_in_parent_folders"));
         assert!(!parsed.references_include);
-        let exposed = parse_config("x/terragrunt.hcl", "terraform { source = include.env.locals.url }").expect("parses");
+        let exposed =
+            parse_config("x/terragrunt.hcl", "terraform { source = include.env.locals.url }").expect("parses");
         assert!(exposed.references_include);
     }
 

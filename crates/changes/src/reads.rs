@@ -98,9 +98,11 @@ impl ReadMatcher<'_> {
     /// Whether the unit reads `file`. `in_other_unit` says whether the file belongs to some other unit, which
     /// matters only for unresolved reads with no known prefix.
     pub fn reads(&self, file: &str, in_other_unit: bool) -> Option<ReadMatch> {
-        if self.reads.segments().any(|r| {
-            r.files.contains(file) || r.source_dirs.iter().any(|d| is_under(file, d) && is_module_file(file))
-        }) || self.globs.iter().any(|g| g.is_match(file))
+        if self
+            .reads
+            .segments()
+            .any(|r| r.files.contains(file) || r.source_dirs.iter().any(|d| is_under(file, d) && is_module_file(file)))
+            || self.globs.iter().any(|g| g.is_match(file))
         {
             return Some(ReadMatch::Read);
         }

@@ -79,6 +79,15 @@ pub fn evaluate_units(evaluator: &Evaluator, units: &BTreeMap<String, String>) -
     results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner).into_iter().collect()
 }
 
+/// Evaluates units with a fresh evaluator over `snapshot`, freeing its caches (parsed files of every unit) on a
+/// background thread: tearing them down would otherwise add tens of milliseconds to a CLI run.
+pub fn evaluate_snapshot_units(snapshot: Arc<Snapshot>, units: &BTreeMap<String, String>) -> BTreeMap<String, Reads> {
+    let evaluator = Evaluator::new(snapshot);
+    let reads = evaluate_units(&evaluator, units);
+    std::thread::spawn(move || drop(evaluator));
+    reads
+}
+
 /// The filters of `deploy-runner units`.
 #[derive(Debug, Clone, Default)]
 pub struct UnitsQuery {
@@ -187,7 +196,7 @@ pub fn units_reading(snapshot: Arc<Snapshot>, query: &UnitsQuery) -> Result<Unit
     let units = discover_units(&snapshot);
     let unit_dirs: BTreeSet<String> = units.keys().cloned().collect();
     let needs_reads = !reading.is_empty() || !not_reading.is_empty();
-    let reads = if needs_reads { evaluate_units(&Evaluator::new(snapshot), &units) } else { BTreeMap::new() };
+    let reads = if needs_reads { evaluate_snapshot_units(snapshot, &units) } else { BTreeMap::new() };
     let empty = Reads::default();
     let mut answer = UnitsAnswer::default();
     for dir in &unit_dirs {
