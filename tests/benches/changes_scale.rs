@@ -91,6 +91,8 @@ struct Figures {
 fn prepare_repo(repo: &Path, shape: SyntheticRepo, edit_all: bool) {
     shape.write(repo).expect("generate");
     git(repo, &["init", "-q", "-b", "main"]);
+    // No background auto-gc during measurements; pack explicitly below, as a CI clone would be.
+    git(repo, &["config", "gc.auto", "0"]);
     git(repo, &["-c", "user.email=b@x", "-c", "user.name=b", "add", "-A"]);
     git(repo, &["-c", "user.email=b@x", "-c", "user.name=b", "commit", "-q", "-m", "base"]);
     let edited = if edit_all { shape.envcommon } else { 1 };
@@ -101,6 +103,7 @@ fn prepare_repo(repo: &Path, shape: SyntheticRepo, edit_all: bool) {
         std::fs::write(&path, text).expect("write");
     }
     git(repo, &["-c", "user.email=b@x", "-c", "user.name=b", "commit", "-q", "-a", "-m", "edit"]);
+    git(repo, &["gc", "-q"]);
 }
 
 fn run_scale(binary: &Path, shape: SyntheticRepo, edit_all: bool) -> Figures {

@@ -199,14 +199,14 @@ pub fn detect(
     let mut warnings = BTreeSet::new();
     let head_reads =
         if changed.is_empty() { BTreeMap::new() } else { evaluate_snapshot_units(head.clone(), &head_units) };
+    let owners: Vec<Option<&String>> = changed.iter().map(|f| owning_unit(&all_dirs, &f.path)).collect();
     for (dir, reads) in &head_reads {
         let matcher = reads.matcher();
-        for file in &changed {
-            if owning_unit(&all_dirs, &file.path) == Some(dir) {
+        for (file, owner) in changed.iter().zip(&owners) {
+            if *owner == Some(dir) {
                 continue;
             }
-            let in_other_unit = owning_unit(&all_dirs, &file.path).is_some();
-            match matcher.reads(&file.path, in_other_unit) {
+            match matcher.reads(&file.path, owner.is_some()) {
                 Some(ReadMatch::Read) => {
                     candidates.entry(dir.clone()).or_default().select(ChangeKind::Affected, Some(&file.path))
                 }

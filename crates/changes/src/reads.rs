@@ -67,10 +67,11 @@ impl Reads {
         self.segments().flat_map(|r| r.warnings.iter().cloned()).collect()
     }
 
-    /// Compiles the globs once so many files can be matched quickly.
+    /// Flattens the segments and compiles the globs once, so many files can be matched quickly.
     pub fn matcher(&self) -> ReadMatcher<'_> {
-        let globs = self.segments().flat_map(|r| r.globs.iter()).filter_map(|g| compile_glob(g).ok()).collect();
-        ReadMatcher { reads: self, globs }
+        let segments: Vec<&Reads> = self.segments().collect();
+        let globs = segments.iter().flat_map(|r| r.globs.iter()).filter_map(|g| compile_glob(g).ok()).collect();
+        ReadMatcher { segments, globs }
     }
 }
 
@@ -90,7 +91,7 @@ pub enum ReadMatch {
 
 /// A [`Reads`] with its globs compiled.
 pub struct ReadMatcher<'a> {
-    reads: &'a Reads,
+    segments: Vec<&'a Reads>,
     globs: Vec<GlobMatcher>,
 }
 
@@ -99,14 +100,14 @@ impl ReadMatcher<'_> {
     /// matters only for unresolved reads with no known prefix.
     pub fn reads(&self, file: &str, in_other_unit: bool) -> Option<ReadMatch> {
         if self
-            .reads
-            .segments()
+            .segments
+            .iter()
             .any(|r| r.files.contains(file) || r.source_dirs.iter().any(|d| is_under(file, d) && is_module_file(file)))
             || self.globs.iter().any(|g| g.is_match(file))
         {
             return Some(ReadMatch::Read);
         }
-        self.reads.segments().flat_map(|r| r.unresolved.iter()).find_map(|u| {
+        self.segments.iter().flat_map(|r| r.unresolved.iter()).find_map(|u| {
             let matches = match &u.prefix {
                 Some(prefix) => file.starts_with(prefix.as_str()),
                 None => !in_other_unit,
