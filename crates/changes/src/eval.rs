@@ -31,6 +31,14 @@ pub struct Shared {
     parsed: Mutex<HashMap<String, Result<Arc<ParsedConfig>, String>>>,
     read_configs: Mutex<HashMap<String, Arc<ReadConfigResult>>>,
     includes: Mutex<HashMap<(String, String), Arc<ReadConfigResult>>>,
+    parent_searches: Mutex<HashMap<(String, String), Arc<ParentSearch>>>,
+}
+
+/// The outcome of `find_in_parent_folders(name)` from one directory, shared by every unit there.
+struct ParentSearch {
+    found: Option<String>,
+    /// Every candidate probed: adding or deleting a file at any of them changes which one is found.
+    probes: Arc<Reads>,
 }
 
 /// The result of evaluating a shared file: `read_terragrunt_config(path)` for every unit, or an include for every
@@ -128,6 +136,7 @@ impl Evaluator {
                 parsed: Mutex::new(HashMap::new()),
                 read_configs: Mutex::new(HashMap::new()),
                 includes: Mutex::new(HashMap::new()),
+                parent_searches: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -198,6 +207,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) fn record_read(path: &str) {
     let _ = with_state(|s| {
         s.reads.files.insert(path.to_owned());
+        if !s.shared.snapshot.has_symlinks() {
+            return;
+        }
         match s.shared.snapshot.resolve(path) {
             Ok(real) if real != path => {
                 s.reads.files.insert(real);
@@ -209,6 +221,44 @@ pub(crate) fn record_read(path: &str) {
             }
         }
     });
+}
+
+/// Looks for `name` in `start` and each folder above it, up to the root; records every probe as a read.
+/// Returns the repo-relative path found, if any. Cached per `(start, name)`.
+pub(crate) fn search_parent_folders(start: &str, name: &str) -> Result<Option<String>, String> {
+    let shared = with_state(|s| s.shared.clone())?;
+    let key = (start.to_owned(), name.to_owned());
+    let cached = lock(&shared.parent_searches).get(&key).cloned();
+    let search = match cached {
+        Some(hit) => hit,
+        None => {
+            let mut probes = Reads::default();
+            let mut found = None;
+            let mut dir = Some(start);
+            while let Some(current) = dir {
+                let candidate = if current.is_empty() { name.to_owned() } else { format!("{current}/{name}") };
+                let Some(candidate) = snapshot::to_repo_relative(&snapshot::to_absolute(&candidate)) else { break };
+                match shared.snapshot.resolve(&candidate) {
+                    Ok(real) if real != candidate => {
+                        probes.files.insert(real);
+                    }
+                    Ok(_) => {}
+                    Err(e) => probes.warnings.push(e.to_string()),
+                }
+                probes.files.insert(candidate.clone());
+                if shared.snapshot.entry(&candidate).is_some() {
+                    found = Some(candidate);
+                    break;
+                }
+                dir = (!current.is_empty()).then(|| snapshot::parent(current));
+            }
+            let search = Arc::new(ParentSearch { found, probes: Arc::new(probes) });
+            lock(&shared.parent_searches).insert(key, search.clone());
+            search
+        }
+    };
+    with_state(|s| s.reads.merge(&search.probes))?;
+    Ok(search.found.clone())
 }
 
 fn frame_unit(state: &State) -> String {

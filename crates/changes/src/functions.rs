@@ -4,7 +4,9 @@
 //! anything else, so a read is known even when the call then fails. Nothing here runs a command: `run_cmd` always
 //! fails, and so does anything that would need AWS or the network.
 
-use crate::eval::{current_frame, observe_unit_dir, read_config, record_read, repo_path, with_state};
+use crate::eval::{
+    current_frame, observe_unit_dir, read_config, record_read, repo_path, search_parent_folders, with_state,
+};
 use crate::snapshot::{self, relative_path, to_absolute};
 use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::expr::{Expression, FuncCall};
@@ -114,29 +116,19 @@ fn basename(path: &str) -> String {
 
 fn find_in_parent_folders(args: FuncArgs) -> Result<Value, String> {
     let name = match args.first() {
-        None => "terragrunt.hcl".to_owned(),
-        Some(v) => string(v)?.to_owned(),
+        None => "terragrunt.hcl",
+        Some(v) => string(v)?,
     };
-    let fallback = args.get(1).cloned();
     let frame = current_frame()?;
-    let snap = with_state(|s| s.shared.clone())?;
     // Terragrunt starts in the parent of the terragrunt dir and walks up to the root.
-    let mut dir = frame.terragrunt_dir.clone();
-    while !dir.is_empty() {
-        dir = snapshot::parent(&dir).to_owned();
-        let candidate = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
-        let Some(candidate) = snapshot::to_repo_relative(&to_absolute(&candidate)) else {
-            break;
-        };
-        // A probe is a read: adding or deleting a file here changes which one is found.
-        record_read(&candidate);
-        if snap.snapshot.entry(&candidate).is_some() {
-            return Ok(Value::from(to_absolute(&candidate)));
-        }
+    let start = snapshot::parent(&frame.terragrunt_dir);
+    match search_parent_folders(start, name)? {
+        Some(found) => Ok(Value::from(to_absolute(&found))),
+        None => args
+            .get(1)
+            .cloned()
+            .ok_or_else(|| format!("find_in_parent_folders: no {name:?} in {start:?} or any folder above it")),
     }
-    fallback.ok_or_else(|| {
-        format!("find_in_parent_folders: no {name:?} in any folder above {}", snapshot::parent(&frame.terragrunt_dir))
-    })
 }
 
 fn get_terragrunt_dir(_: FuncArgs) -> Result<Value, String> {

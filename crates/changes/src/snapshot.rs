@@ -97,6 +97,11 @@ impl Snapshot {
         self.dirs.contains(path)
     }
 
+    /// True when the tree holds any symlink (otherwise every path is its own real path).
+    pub fn has_symlinks(&self) -> bool {
+        self.has_symlinks
+    }
+
     /// True when something (file, symlink or directory) exists at `path`.
     pub fn exists(&self, path: &str) -> bool {
         self.entries.contains_key(path) || self.dirs.contains(path)
