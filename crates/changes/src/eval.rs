@@ -472,7 +472,11 @@ fn evaluate_config(config: &ParsedConfig, role: Role) -> Value {
 
     let mut exposed = Map::new();
     exposed.insert("locals".to_owned(), Value::Object(scope.locals.clone()));
-    for (key, expr) in &config.top_level {
+    for ((key, expr), reads) in config.top_level.iter().zip(&config.top_level_reads) {
+        // A unit's own `inputs` and friends are exposed to nobody: evaluate them only for their reads.
+        if role == Role::Unit && !reads {
+            continue;
+        }
         match scope.eval(expr) {
             Ok(value) => {
                 exposed.insert(key.clone(), value);

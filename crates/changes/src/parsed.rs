@@ -44,6 +44,8 @@ pub struct ParsedConfig {
     pub terraform_source: Option<Expression>,
     /// Top-level attributes (`inputs`, ...), evaluated for `read_terragrunt_config` results and exposure.
     pub top_level: Vec<(String, Expression)>,
+    /// Whether each top-level attribute calls a read function (the only reason to evaluate it in a unit).
+    pub top_level_reads: Vec<bool>,
     /// Attributes inside other blocks that call a read function.
     pub nested_reads: Vec<Expression>,
     /// Every function name called anywhere in the file.
@@ -81,6 +83,7 @@ fn index(body: &Body) -> ParsedConfig {
     }
     parsed.functions = functions;
     parsed.references_include = references_include;
+    parsed.top_level_reads = parsed.top_level.iter().map(|(_, e)| calls_read_function(e)).collect();
     parsed
 }
 
@@ -198,11 +201,7 @@ fn collect_nested_reads(body: &Body, parsed: &mut ParsedConfig, skip: &[&str]) {
         match structure {
             Structure::Attribute(attr) if !skip.contains(&attr.key.as_str()) => {
                 let lowered = lower_templates(&attr.expr);
-                let mut reads = false;
-                walk(&lowered, &mut |e| {
-                    reads |= matches!(e, Expression::FuncCall(c) if READ_FUNCTIONS.contains(&c.name.name.as_str()))
-                });
-                if reads {
+                if calls_read_function(&lowered) {
                     parsed.nested_reads.push(lowered);
                 }
             }
@@ -210,6 +209,15 @@ fn collect_nested_reads(body: &Body, parsed: &mut ParsedConfig, skip: &[&str]) {
             Structure::Block(block) => collect_nested_reads(&block.body, parsed, &[]),
         }
     }
+}
+
+/// True when `expr` calls any of [`READ_FUNCTIONS`].
+fn calls_read_function(expr: &Expression) -> bool {
+    let mut reads = false;
+    walk(expr, &mut |e| {
+        reads |= matches!(e, Expression::FuncCall(c) if READ_FUNCTIONS.contains(&c.name.name.as_str()))
+    });
+    reads
 }
 
 /// Calls `visit` on every sub-expression of `expr`, including those inside string templates.
