@@ -2,7 +2,7 @@
 
 use crate::accounts::{AccountOrder, AccountsError};
 use crate::git::{ChangedFile, FileStatus, GitError, GitRepo};
-use crate::reads::{ReadMatch, Reads};
+use crate::reads::{MatchIndex, ReadMatch, Reads};
 use crate::snapshot::Snapshot;
 use crate::units::{discover_units, evaluate_snapshot_units, owning_unit, unit_of_config};
 use deploy_runner_gate::ChangeKind;
@@ -200,26 +200,21 @@ pub fn detect(
     let head_reads =
         if changed.is_empty() { BTreeMap::new() } else { evaluate_snapshot_units(head.clone(), &head_units) };
     let owners: Vec<Option<&String>> = changed.iter().map(|f| owning_unit(&all_dirs, &f.path)).collect();
+    let files: Vec<(&str, bool)> = changed.iter().zip(&owners).map(|(f, o)| (f.path.as_str(), o.is_some())).collect();
+    let mut index = MatchIndex::new(&files);
     for (dir, reads) in &head_reads {
-        let matcher = reads.matcher();
-        for (file, owner) in changed.iter().zip(&owners) {
-            if *owner == Some(dir) {
-                continue;
+        for (i, how) in index.matches(reads) {
+            let file = &changed[i].path;
+            if owners[i] == Some(dir) {
+                continue; // its own file made it modified already
             }
-            match matcher.reads(&file.path, owner.is_some()) {
-                Some(ReadMatch::Read) => {
-                    candidates.entry(dir.clone()).or_default().select(ChangeKind::Affected, Some(&file.path))
-                }
-                Some(ReadMatch::Unresolved(detail)) => {
-                    warnings.insert(format!(
-                        "{dir}: selected as affected because an unresolved read ({detail}) could read {}",
-                        file.path
-                    ));
-                    let candidate = candidates.entry(dir.clone()).or_default();
-                    candidate.select(ChangeKind::Affected, Some(&file.path));
-                    candidate.reasons.insert(UNRESOLVED_REASON.to_owned());
-                }
-                None => {}
+            let candidate = candidates.entry(dir.clone()).or_default();
+            candidate.select(ChangeKind::Affected, Some(file));
+            if let ReadMatch::Unresolved(detail) = how {
+                warnings.insert(format!(
+                    "{dir}: selected as affected because an unresolved read ({detail}) could read {file}"
+                ));
+                candidate.reasons.insert(UNRESOLVED_REASON.to_owned());
             }
         }
         // Escapes, symlink loops, parse errors and oversized files are worth knowing wherever they are.

@@ -1,7 +1,7 @@
 //! What a unit reads, and the question detection asks of it: could this changed file affect the unit?
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Extensions of files under a local `terraform { source }` directory that count as read.
@@ -99,21 +99,88 @@ impl ReadMatcher<'_> {
     /// Whether the unit reads `file`. `in_other_unit` says whether the file belongs to some other unit, which
     /// matters only for unresolved reads with no known prefix.
     pub fn reads(&self, file: &str, in_other_unit: bool) -> Option<ReadMatch> {
-        if self
-            .segments
-            .iter()
-            .any(|r| r.files.contains(file) || r.source_dirs.iter().any(|d| is_under(file, d) && is_module_file(file)))
-            || self.globs.iter().any(|g| g.is_match(file))
-        {
+        if self.segments.iter().any(|r| r.reads_directly(file)) || self.globs.iter().any(|g| g.is_match(file)) {
             return Some(ReadMatch::Read);
         }
-        self.segments.iter().flat_map(|r| r.unresolved.iter()).find_map(|u| {
+        self.segments.iter().find_map(|r| r.unresolved_read(file, in_other_unit))
+    }
+}
+
+impl Reads {
+    /// True when this segment's own files or module directories cover `file` (globs are matched by the caller,
+    /// which compiles them once).
+    fn reads_directly(&self, file: &str) -> bool {
+        self.files.contains(file) || self.source_dirs.iter().any(|d| is_under(file, d) && is_module_file(file))
+    }
+
+    /// The first of this segment's own unresolved reads that could read `file`.
+    fn unresolved_read(&self, file: &str, in_other_unit: bool) -> Option<ReadMatch> {
+        self.unresolved.iter().find_map(|u| {
             let matches = match &u.prefix {
                 Some(prefix) => file.starts_with(prefix.as_str()),
                 None => !in_other_unit,
             };
             matches.then(|| ReadMatch::Unresolved(u.detail.clone()))
         })
+    }
+}
+
+/// Matches many units against one list of changed files, checking each shared segment of reads once however many
+/// units share it (a change to 200 `_envcommon` files in a 10,000-unit repo is 2,000,000 unit-file pairs).
+pub struct MatchIndex<'f> {
+    /// Each changed file, and whether some unit owns it.
+    files: &'f [(&'f str, bool)],
+    memo: HashMap<*const Reads, Arc<Vec<(usize, ReadMatch)>>>,
+}
+
+impl<'f> MatchIndex<'f> {
+    /// An index over `files`: `(path, owned by some unit)`.
+    pub fn new(files: &'f [(&'f str, bool)]) -> MatchIndex<'f> {
+        MatchIndex { files, memo: HashMap::new() }
+    }
+
+    /// The changed files (by index into `files`) that `reads` reads, each once, definite reads winning.
+    pub fn matches(&mut self, reads: &Reads) -> Vec<(usize, ReadMatch)> {
+        let mut found: BTreeMap<usize, ReadMatch> = BTreeMap::new();
+        let mut add = |list: &[(usize, ReadMatch)]| {
+            for (index, how) in list {
+                match found.get(index) {
+                    Some(ReadMatch::Read) => {}
+                    _ => {
+                        found.insert(*index, how.clone());
+                    }
+                }
+            }
+        };
+        add(&self.own_matches(reads));
+        for shared in &reads.shared {
+            add(&self.shared_matches(shared));
+        }
+        found.into_iter().collect()
+    }
+
+    fn shared_matches(&mut self, segment: &Arc<Reads>) -> Arc<Vec<(usize, ReadMatch)>> {
+        let key = Arc::as_ptr(segment);
+        if let Some(hit) = self.memo.get(&key) {
+            return hit.clone();
+        }
+        let result = Arc::new(self.matches(segment));
+        self.memo.insert(key, result.clone());
+        result
+    }
+
+    /// Matches against one segment's own fields, not its shared children.
+    fn own_matches(&self, segment: &Reads) -> Vec<(usize, ReadMatch)> {
+        let globs: Vec<GlobMatcher> = segment.globs.iter().filter_map(|g| compile_glob(g).ok()).collect();
+        let mut out = Vec::new();
+        for (index, (file, in_some_unit)) in self.files.iter().enumerate() {
+            if segment.reads_directly(file) || globs.iter().any(|g| g.is_match(file)) {
+                out.push((index, ReadMatch::Read));
+            } else if let Some(how) = segment.unresolved_read(file, *in_some_unit) {
+                out.push((index, how));
+            }
+        }
+        out
     }
 }
 
