@@ -10,7 +10,7 @@ BIN := $(ROOT)/target/debug
 CARGO_FUZZ_VERSION := 0.13.1
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build demo test bench fuzz lint clean-tools
+.PHONY: all build demo test bench bench-changes fuzz lint clean-tools
 
 all: test
 
@@ -42,3 +42,6 @@ fuzz: $(TOOLS)/cargo/bin/cargo-fuzz
 
 clean-tools:
 	rm -rf $(TOOLS)
+
+bench-changes:
+	$(CARGO) bench --locked -p deploy-runner-e2e --bench changes_scale
