@@ -21,15 +21,16 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn release_binary() -> PathBuf {
+/// Builds the CLI (release for figures; the already-built debug profile for the smoke run) and returns its path.
+fn cli_binary(release: bool) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--release", "-p", "deploy-runner-cli"])
-        .current_dir(&root)
-        .status()
-        .expect("cargo build");
+    let mut args = vec!["build", "--quiet", "-p", "deploy-runner-cli"];
+    if release {
+        args.push("--release");
+    }
+    let status = Command::new(env!("CARGO")).args(&args).current_dir(&root).status().expect("cargo build");
     assert!(status.success());
-    root.join("target/release/deploy-runner")
+    root.join(if release { "target/release/deploy-runner" } else { "target/debug/deploy-runner" })
 }
 
 /// Runs a command to completion, returning wall time and peak RSS (KiB, sampled from /proc every millisecond).
@@ -155,6 +156,16 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return; // `cargo bench -- --list` asks benches to list themselves
     }
+    if !args.iter().any(|a| a == "--bench" || a == "--generate") {
+        // `cargo test --all-targets` runs benches as tests; a small repo checks the bench still works end to end.
+        let f = run_scale(&cli_binary(false), SyntheticRepo { units: 96, envcommon: 8, ..SyntheticRepo::BENCH }, false);
+        assert_eq!(f.selected, 12, "unit i includes _envcommon/c{{i % 8}}: 96 / 8 read the edited file");
+        println!(
+            "changes_scale: smoke run ok ({} units in {:?}); run `make bench-changes` for figures",
+            f.units, f.changes
+        );
+        return;
+    }
     if let Some(dir) = args.iter().position(|a| a == "--generate").and_then(|i| args.get(i + 1)) {
         // For profiling by hand: write the 10,000-unit repo (base commit, then one _envcommon edit) and stop.
         let repo = Path::new(dir);
@@ -162,7 +173,7 @@ fn main() {
         prepare_repo(repo, SyntheticRepo::BENCH, false);
         return;
     }
-    let binary = release_binary();
+    let binary = cli_binary(true);
     println!("deploy-runner changes, median of {RUNS} runs (whole CLI: process start, git, parse, evaluation)\n");
     println!("| units | _envcommon | edit | selected | changes wall | read HCL bytes | ratio | peak RSS |");
     println!("|---|---|---|---|---|---|---|---|");

@@ -198,10 +198,13 @@ fn git_in(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
     Ok(out.stdout)
 }
 
+/// Blob contents by object id.
+type Blobs = HashMap<String, Arc<[u8]>>;
+
 /// Blob contents from `git cat-file --batch`, cached by object id.
 struct GitSource {
     dir: PathBuf,
-    blobs: Mutex<HashMap<String, Arc<[u8]>>>,
+    blobs: Mutex<Blobs>,
 }
 
 impl GitSource {
@@ -217,7 +220,7 @@ impl GitSource {
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = missing.len().div_ceil(if missing.len() >= 2_000 { cores } else { 1 });
-        let loaded: Vec<Result<HashMap<String, Arc<[u8]>>, GitError>> = std::thread::scope(|scope| {
+        let loaded: Vec<Result<Blobs, GitError>> = std::thread::scope(|scope| {
             let workers: Vec<_> =
                 missing.chunks(chunk).map(|ids| scope.spawn(move || cat_file_batch(&self.dir, ids))).collect();
             workers
@@ -234,7 +237,7 @@ impl GitSource {
 }
 
 /// Reads the given blobs through one `git cat-file --batch` process.
-fn cat_file_batch(dir: &Path, ids: &[&String]) -> Result<HashMap<String, Arc<[u8]>>, GitError> {
+fn cat_file_batch(dir: &Path, ids: &[&String]) -> Result<Blobs, GitError> {
     let mut child = Command::new("git")
         .arg("-C")
         .arg(dir)
