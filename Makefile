@@ -19,6 +19,7 @@ build:
 
 demo: build
 	@scripts/demo-check.sh $(BIN)/deploy-runner
+	@scripts/demo-changes.sh $(BIN)/deploy-runner
 
 test:
 	$(CARGO) test --locked --workspace --all-targets

@@ -395,3 +395,42 @@ fn sibling_units_sharing_an_include_keep_their_own_reads() {
     repo.commit("region");
     assert_eq!(selected(&changes(&repo, &[])).len(), 3);
 }
+
+#[test]
+fn demo_scenario_on_the_example_repo() {
+    // The same head commit as scripts/demo-changes.sh (the demo shows this in text form).
+    let repo = TestRepo::new();
+    copy_dir(&repo_file("examples/infrastructure-live"), repo.path());
+    repo.commit("base");
+    let edit = |path: &str, from: &str, to: &str| {
+        let full = repo.path().join(path);
+        let text = std::fs::read_to_string(&full).expect("read");
+        assert!(text.contains(from), "{path} holds {from:?}");
+        std::fs::write(full, text.replace(from, to)).expect("write");
+    };
+    edit("_envcommon/app.hcl", "v1.4.0", "v1.5.0");
+    edit("dev/us-east-1/dev/network/main.tf", "default = {}", "default = { tier = \"standard\" }");
+    repo.remove("dev/us-east-1/dev/queue");
+    edit("_envcommon/mgmt/ecs-deploy-runner.hcl", "v0.1.0", "v0.2.0");
+    repo.append("shared/us-east-1/mgmt/ecs-deploy-runner/main.tf", "# touched\n");
+    repo.commit("head");
+    let report = changes(&repo, &[]);
+    assert_eq!(
+        selected(&report),
+        pairs(&[
+            ("dev/us-east-1/dev/network", "modified"),
+            ("dev/us-east-1/dev/app", "affected"),
+            ("dev/us-east-1/dev/queue", "deleted"),
+            ("stage/us-east-1/stage/app", "affected"),
+            ("prod/us-east-1/prod/app", "affected"),
+        ])
+    );
+    assert_eq!(
+        report["skipped"],
+        serde_json::json!([{"path": "shared/us-east-1/mgmt/ecs-deploy-runner", "reason": "self-update-guard"}])
+    );
+    assert_eq!(report["warnings"], serde_json::json!([]));
+    let orders: Vec<u64> =
+        report["units"].as_array().expect("units").iter().map(|u| u["deploy_order"].as_u64().expect("n")).collect();
+    assert_eq!(orders, [1, 1, 1, 2, 3]);
+}

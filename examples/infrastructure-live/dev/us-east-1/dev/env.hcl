@@ -1,0 +1,4 @@
+locals {
+  environment   = "dev"
+  network_index = 1
+}

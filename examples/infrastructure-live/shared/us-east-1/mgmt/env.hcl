@@ -1,0 +1,4 @@
+locals {
+  environment   = "mgmt"
+  network_index = 0
+}

@@ -1,0 +1,4 @@
+locals {
+  environment   = "stage"
+  network_index = 2
+}
