@@ -5,11 +5,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::path::PathBuf;
-
-fn corpus() -> PathBuf {
-    workspace_root().join("../shared/corpus")
-}
 
 fn strings(case: &Value, key: &str) -> Vec<String> {
     case[key].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()

@@ -10,6 +10,13 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
+/// The shared test corpus (`../shared/corpus` beside the checkout, as in CI).
+pub fn corpus() -> PathBuf {
+    let dir = workspace_root().join("../shared/corpus");
+    assert!(dir.is_dir(), "the test corpus is expected at {} (shared/ beside the checkout)", dir.display());
+    dir
+}
+
 /// A path under the workspace root.
 pub fn repo_file(relative: &str) -> PathBuf {
     workspace_root().join(relative)
@@ -90,7 +97,7 @@ impl TestRepo {
     /// A repository holding a copy of a corpus folder (plus `extra` files), committed once.
     pub fn from_corpus(relative: &str, extra: &[(&str, &str)]) -> TestRepo {
         let repo = TestRepo::new();
-        copy_dir(&workspace_root().join("../shared/corpus").join(relative), repo.path());
+        copy_dir(&corpus().join(relative), repo.path());
         for (path, text) in extra {
             repo.write(path, text);
         }
