@@ -30,7 +30,9 @@ fn cli_binary(release: bool) -> PathBuf {
     }
     let status = Command::new(env!("CARGO")).args(&args).current_dir(&root).status().expect("cargo build");
     assert!(status.success());
-    root.join(if release { "target/release/deploy-runner" } else { "target/debug/deploy-runner" })
+    // This binary lives in <target>/<profile>/deps; the CLI of the same profile sits in <target>/<profile>.
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent().and_then(Path::parent).expect("target/<profile>/deps").join("deploy-runner")
 }
 
 /// Runs a command to completion, returning wall time and peak RSS (KiB, sampled from /proc every millisecond).
