@@ -127,6 +127,14 @@ impl Gate {
                 }
                 Container::ImageBuilder
             }
+            ActionRequest::BuildAmi(b) => {
+                for (field, path) in [("template_path", Some(&b.template_path)), ("var_file", b.var_file.as_ref())] {
+                    if let Some(Err(why)) = path.map(|p| syntax::check_unit_path(p)) {
+                        deny(Reason::PathInvalid, format!("{field} {}: {why}", quote(path.map_or("", |p| p))))?;
+                    }
+                }
+                Container::ImageBuilder
+            }
             ActionRequest::Rollout(r) => {
                 let container = match r.mode {
                     RolloutMode::Plan => Container::Planner,
@@ -175,7 +183,7 @@ impl Gate {
 
     fn check_repo(&self, action: Action, repo: &str) -> Check {
         let (list, section) = match action {
-            Action::BuildImage => (self.policy.app(), "app"),
+            Action::BuildImage | Action::BuildAmi => (self.policy.app(), "app"),
             _ => (self.policy.infrastructure_live(), "infrastructure_live"),
         };
         let shown = quote(&syntax::redact_repo_userinfo(repo));
@@ -283,6 +291,7 @@ fn describe_allowed(admitted: &Admitted) -> String {
     let body = &admitted.request.body;
     let target = match body {
         ActionRequest::BuildImage(b) => format!("context {} with tag {}", b.context_path, b.tag),
+        ActionRequest::BuildAmi(b) => format!("template {}", b.template_path),
         ActionRequest::Rollout(r) => format!("{} of {} unit(s)", r.mode.as_str(), r.units.len()),
         _ => body.unit_path().unwrap_or_default().to_owned(),
     };

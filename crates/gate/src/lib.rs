@@ -26,6 +26,6 @@ pub use policy::{
     Account, Policy, PolicyDocument, PolicyError, RepoAllowList, RepoListDocument, RepoSections, ToolBinary,
 };
 pub use request::{
-    Action, ActionRequest, ChangeKind, DecodeError, DeletedUnitTarget, ImageBuild, Request, Rollout, RolloutMode,
-    RolloutUnit, UnitTarget, VariableUpdate,
+    Action, ActionRequest, AmiBuild, ChangeKind, DecodeError, DeletedUnitTarget, ImageBuild, Request, Rollout,
+    RolloutMode, RolloutUnit, UnitTarget, VariableUpdate,
 };

@@ -27,13 +27,15 @@ pub enum Action {
     UpdateVariable,
     /// Build and push an app image with kaniko.
     BuildImage,
+    /// Build an AMI with Packer from an app repo's template.
+    BuildAmi,
     /// Plan or apply a set of units in account waves, in deploy order.
     Rollout,
 }
 
 impl Action {
     /// Every action, in the order `deploy-runner describe` lists them.
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::Plan,
         Action::Validate,
         Action::PlanDestroy,
@@ -41,6 +43,7 @@ impl Action {
         Action::Destroy,
         Action::UpdateVariable,
         Action::BuildImage,
+        Action::BuildAmi,
         Action::Rollout,
     ];
 
@@ -54,6 +57,7 @@ impl Action {
             Action::Destroy => "destroy",
             Action::UpdateVariable => "update-variable",
             Action::BuildImage => "build-image",
+            Action::BuildAmi => "build-ami",
             Action::Rollout => "rollout",
         }
     }
@@ -70,6 +74,7 @@ impl Action {
             Action::PlanDestroy | Action::Destroy => &["repo", "ref", "path", "source_ref"],
             Action::UpdateVariable => &["repo", "ref", "path", "variable", "value"],
             Action::BuildImage => &["repo", "ref", "context_path", "tag"],
+            Action::BuildAmi => &["repo", "ref", "template_path", "var_file (optional)"],
             Action::Rollout => &["repo", "ref", "mode", "units"],
         }
     }
@@ -139,6 +144,22 @@ pub struct ImageBuild {
     pub context_path: String,
     /// The image tag to push.
     pub tag: String,
+}
+
+/// A Packer AMI build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmiBuild {
+    /// The app repo URL.
+    pub repo: String,
+    /// The ref to build.
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    /// The Packer template inside the repo.
+    pub template_path: String,
+    /// An optional Packer variables file inside the repo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub var_file: Option<String>,
 }
 
 /// Whether a rollout plans or applies.
@@ -235,6 +256,8 @@ pub enum ActionRequest {
     UpdateVariable(VariableUpdate),
     /// See [`Action::BuildImage`].
     BuildImage(ImageBuild),
+    /// See [`Action::BuildAmi`].
+    BuildAmi(AmiBuild),
     /// See [`Action::Rollout`].
     Rollout(Rollout),
 }
@@ -250,6 +273,7 @@ impl ActionRequest {
             ActionRequest::Destroy(_) => Action::Destroy,
             ActionRequest::UpdateVariable(_) => Action::UpdateVariable,
             ActionRequest::BuildImage(_) => Action::BuildImage,
+            ActionRequest::BuildAmi(_) => Action::BuildAmi,
             ActionRequest::Rollout(_) => Action::Rollout,
         }
     }
@@ -261,6 +285,7 @@ impl ActionRequest {
             ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => &t.repo,
             ActionRequest::UpdateVariable(u) => &u.repo,
             ActionRequest::BuildImage(b) => &b.repo,
+            ActionRequest::BuildAmi(b) => &b.repo,
             ActionRequest::Rollout(r) => &r.repo,
         }
     }
@@ -272,6 +297,7 @@ impl ActionRequest {
             ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => &t.git_ref,
             ActionRequest::UpdateVariable(u) => &u.git_ref,
             ActionRequest::BuildImage(b) => &b.git_ref,
+            ActionRequest::BuildAmi(b) => &b.git_ref,
             ActionRequest::Rollout(r) => &r.git_ref,
         }
     }
@@ -282,7 +308,7 @@ impl ActionRequest {
             ActionRequest::Plan(t) | ActionRequest::Validate(t) | ActionRequest::Apply(t) => Some(&t.path),
             ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => Some(&t.path),
             ActionRequest::UpdateVariable(u) => Some(&u.path),
-            ActionRequest::BuildImage(_) | ActionRequest::Rollout(_) => None,
+            ActionRequest::BuildImage(_) | ActionRequest::BuildAmi(_) | ActionRequest::Rollout(_) => None,
         }
     }
 
@@ -292,6 +318,7 @@ impl ActionRequest {
             ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => serde_json::to_value(t),
             ActionRequest::UpdateVariable(u) => serde_json::to_value(u),
             ActionRequest::BuildImage(b) => serde_json::to_value(b),
+            ActionRequest::BuildAmi(b) => serde_json::to_value(b),
             ActionRequest::Rollout(r) => serde_json::to_value(r),
         }
     }
@@ -381,6 +408,7 @@ fn decode_action(action: Action, fields: Map<String, Value>) -> Result<ActionReq
         Action::Destroy => ActionRequest::Destroy(serde_json::from_value(fields)?),
         Action::UpdateVariable => ActionRequest::UpdateVariable(serde_json::from_value(fields)?),
         Action::BuildImage => ActionRequest::BuildImage(serde_json::from_value(fields)?),
+        Action::BuildAmi => ActionRequest::BuildAmi(serde_json::from_value(fields)?),
         Action::Rollout => ActionRequest::Rollout(serde_json::from_value(fields)?),
     })
 }

@@ -24,6 +24,7 @@ fn base(action: &str) -> Value {
         "update-variable" => json!({"repo": LIVE, "ref": "main", "path": "dev/us-east-1/dev/api",
                                     "variable": "image_version", "value": "v1.2.3"}),
         "build-image" => json!({"repo": APP, "ref": SHA1, "context_path": ".", "tag": SHA1}),
+        "build-ami" => json!({"repo": APP, "ref": SHA1, "template_path": "packer/app.pkr.hcl"}),
         "rollout" => json!({"repo": LIVE, "ref": "main", "mode": "apply", "units": [
             {"path": "dev/us-east-1/dev/vpc", "change": "affected"},
             {"path": "prod/us-east-1/prod/old", "change": "deleted", "source_ref": SHA1}]}),
@@ -61,6 +62,7 @@ fn every_action_has_an_allowed_base_request_with_the_right_container() {
         ("destroy", Container::Applier, Some("dev")),
         ("update-variable", Container::Applier, Some("dev")),
         ("build-image", Container::ImageBuilder, None),
+        ("build-ami", Container::ImageBuilder, None),
         ("rollout", Container::Applier, None),
     ];
     for (action, container, account) in expected {
@@ -243,6 +245,13 @@ fn the_rule_table() {
         ("tag 129", with("build-image", "tag", json!("a".repeat(129))), Reason::FieldInvalid),
         ("tag option", with("build-image", "tag", json!("-x")), Reason::FieldInvalid),
         ("build-image branch ref", with("build-image", "ref", json!("main")), Reason::Ok),
+        // --- build-ami ---
+        ("ami var file", with("build-ami", "var_file", json!("packer/prod.pkrvars.hcl")), Reason::Ok),
+        ("ami live repo", with("build-ami", "repo", json!(LIVE)), Reason::RepoNotAllowed),
+        ("ami template traversal", with("build-ami", "template_path", json!("../x.pkr.hcl")), Reason::PathInvalid),
+        ("ami template absolute", with("build-ami", "template_path", json!("/etc/x")), Reason::PathInvalid),
+        ("ami var file option", with("build-ami", "var_file", json!("-var=x")), Reason::PathInvalid),
+        ("ami missing template", without("build-ami", "template_path"), Reason::MalformedRequest),
         // --- rollout ---
         ("rollout no units", with("rollout", "units", json!([])), Reason::FieldInvalid),
         ("rollout 2000 units", with("rollout", "units", json!(max_units)), Reason::Ok),
