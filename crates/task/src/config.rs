@@ -1,0 +1,140 @@
+//! The task's configuration, all from its environment (the ECS task definition sets it; secrets come from
+//! Secrets Manager through the container's `secrets`).
+
+use deploy_runner_gate::{Policy, PolicyError};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The gate policy (JSON), the same document the invoker enforces.
+pub const ENV_POLICY: &str = "DEPLOY_RUNNER_POLICY";
+/// Optional task settings (JSON, see [`TaskConfig`]).
+pub const ENV_TASK_CONFIG: &str = "DEPLOY_RUNNER_TASK_CONFIG";
+/// The run id the invoker assigned.
+pub const ENV_RUN_ID: &str = "DEPLOY_RUNNER_RUN_ID";
+/// A GitHub token for HTTPS clones and pushes.
+pub const ENV_GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+/// An SSH private key, the alternative to a token.
+pub const ENV_SSH_KEY: &str = "DEPLOY_SSH_PRIVATE_KEY";
+/// Pinned known hosts for SSH (required with a key).
+pub const ENV_SSH_KNOWN_HOSTS: &str = "DEPLOY_SSH_KNOWN_HOSTS";
+
+/// Task settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaskConfig {
+    /// Where clones go (default: a fresh temporary directory, removed afterwards).
+    pub workdir: Option<PathBuf>,
+    /// The tool executable (default: the policy's binary name, found on `PATH`).
+    pub tool_path: Option<PathBuf>,
+    /// Use terragrunt's `terragrunt run -- <command>` form.
+    pub terragrunt_run_style: bool,
+    /// Seconds the tool gets to exit after SIGTERM before it is killed.
+    pub grace_period_secs: u64,
+    /// Attempts to push an `update-variable` commit when the branch moves meanwhile.
+    pub push_attempts: u32,
+    /// Commit author for `update-variable`.
+    pub git_author_name: String,
+    /// Commit author email for `update-variable`.
+    pub git_author_email: String,
+    /// Image builds.
+    pub image: ImageConfig,
+    /// The packer executable for `build-ami`.
+    pub packer_path: PathBuf,
+}
+
+impl Default for TaskConfig {
+    fn default() -> TaskConfig {
+        TaskConfig {
+            workdir: None,
+            tool_path: None,
+            terragrunt_run_style: false,
+            grace_period_secs: 30,
+            push_attempts: 5,
+            git_author_name: "deploy-runner".to_owned(),
+            git_author_email: "deploy-runner@users.noreply.github.com".to_owned(),
+            image: ImageConfig::default(),
+            packer_path: PathBuf::from("packer"),
+        }
+    }
+}
+
+/// Settings of `build-image`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImageConfig {
+    /// The kaniko executor.
+    pub executor_path: PathBuf,
+    /// The image repository images are pushed to (`<registry>/<name>`); the tag comes from the request.
+    pub registry_repo: Option<String>,
+    /// Skip the build when the tag already exists (checked with `exists_command`).
+    pub skip_existing: bool,
+    /// A command that exits 0 when the image given as its last argument exists (e.g. `["crane", "manifest"]`).
+    pub exists_command: Vec<String>,
+}
+
+impl Default for ImageConfig {
+    fn default() -> ImageConfig {
+        ImageConfig {
+            executor_path: PathBuf::from("/kaniko/executor"),
+            registry_repo: None,
+            skip_existing: true,
+            exists_command: vec!["crane".to_owned(), "manifest".to_owned()],
+        }
+    }
+}
+
+/// Everything the task reads from its environment.
+#[derive(Debug)]
+pub struct Environment {
+    /// The gate policy.
+    pub policy: Policy,
+    /// Task settings.
+    pub config: TaskConfig,
+    /// The run id, when the invoker set one.
+    pub run_id: Option<String>,
+    /// The GitHub token, if any.
+    pub github_token: Option<String>,
+    /// The SSH key and known hosts, if any.
+    pub ssh: Option<(String, String)>,
+}
+
+/// A configuration problem: the task refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is missing.
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    /// The policy is invalid.
+    #[error("{ENV_POLICY}: {0}")]
+    Policy(#[from] PolicyError),
+    /// The task config is invalid.
+    #[error("{ENV_TASK_CONFIG}: {0}")]
+    TaskConfig(serde_json::Error),
+    /// An SSH key without pinned known hosts.
+    #[error("{ENV_SSH_KEY} is set but {ENV_SSH_KNOWN_HOSTS} is not: host keys must be pinned")]
+    UnpinnedHosts,
+}
+
+impl Environment {
+    /// Reads the environment through `var` (the process environment in production, a map in tests).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Environment, ConfigError> {
+        let policy = Policy::from_json(&var(ENV_POLICY).ok_or(ConfigError::Missing(ENV_POLICY))?)?;
+        let config = match var(ENV_TASK_CONFIG) {
+            Some(text) if !text.trim().is_empty() => serde_json::from_str(&text).map_err(ConfigError::TaskConfig)?,
+            _ => TaskConfig::default(),
+        };
+        let non_empty = |name| var(name).filter(|v: &String| !v.trim().is_empty());
+        let ssh = match (non_empty(ENV_SSH_KEY), non_empty(ENV_SSH_KNOWN_HOSTS)) {
+            (Some(key), Some(hosts)) => Some((key, hosts)),
+            (Some(_), None) => return Err(ConfigError::UnpinnedHosts),
+            _ => None,
+        };
+        Ok(Environment {
+            policy,
+            config,
+            run_id: non_empty(ENV_RUN_ID),
+            github_token: non_empty(ENV_GITHUB_TOKEN),
+            ssh,
+        })
+    }
+}

@@ -1,0 +1,525 @@
+//! What the task does for each admitted request: check out the right commit, verify it, confine the path, run.
+
+use crate::config::Environment;
+use crate::confine::{confine, ConfineError};
+use crate::git::{Credentials, GitError, PushOutcome, Repo};
+use crate::mask::Masker;
+use crate::plan::PlanCounts;
+use crate::process::{run_captured, run_streamed, RunContext, ToolResult, EXIT_TERMINATED};
+use crate::tool::{commands, Operation, ToolStyle, TOOL_ENV};
+use crate::update::{set_input, Edited};
+use deploy_runner_gate::{
+    syntax, ActionRequest, AmiBuild, ChangeKind, Gate, ImageBuild, Request, Rollout, RolloutMode, ToolBinary,
+    VariableUpdate,
+};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Exit status when the task refuses a request that the gate denies.
+pub const EXIT_DENIED: i32 = 3;
+/// Exit status when the task can't do its job before any tool runs (clone, verification, confinement).
+pub const EXIT_SETUP: i32 = 2;
+
+/// Why the task stopped before or between tool runs.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// The gate denied the request (defense in depth: the invoker should never have started us).
+    #[error("request denied by the gate ({reason}): {message}")]
+    Denied {
+        /// The reason code.
+        reason: String,
+        /// The gate's explanation.
+        message: String,
+    },
+    /// git failed.
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// The path is not safe or not a unit.
+    #[error(transparent)]
+    Confine(#[from] ConfineError),
+    /// A commit check failed, or another precondition.
+    #[error("{0}")]
+    Refused(String),
+    /// Local I/O failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl TaskError {
+    /// The exit status for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            TaskError::Denied { .. } => EXIT_DENIED,
+            _ => EXIT_SETUP,
+        }
+    }
+}
+
+/// One unit's outcome in a wave.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitOutcome {
+    /// The unit.
+    pub path: String,
+    /// What was run.
+    pub operation: &'static str,
+    /// `succeeded`, `failed` or `skipped`.
+    pub status: &'static str,
+    /// The tool's exit code, when it ran.
+    pub exit_code: Option<i32>,
+    /// Plan or apply counts, when the output had them.
+    #[serde(flatten)]
+    pub counts: Option<PlanCounts>,
+    /// Why it failed before the tool ran, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The deploy task.
+pub struct Task {
+    env: Environment,
+    gate: Gate,
+    masker: Masker,
+    stop: Arc<AtomicBool>,
+    workdir: PathBuf,
+    _scratch: Option<tempfile::TempDir>,
+}
+
+impl Task {
+    /// A task with its environment; `stop` is set by the signal handler.
+    pub fn new(env: Environment, stop: Arc<AtomicBool>) -> std::io::Result<Task> {
+        let secrets: Vec<&str> =
+            env.github_token.iter().map(String::as_str).chain(env.ssh.iter().map(|(key, _)| key.as_str())).collect();
+        let masker = Masker::new(secrets);
+        let (workdir, scratch) = match &env.config.workdir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                (tempfile::tempdir_in(dir)?.keep(), None)
+            }
+            None => {
+                let scratch = tempfile::tempdir()?;
+                (scratch.path().to_path_buf(), Some(scratch))
+            }
+        };
+        let gate = Gate::new(env.policy.clone());
+        Ok(Task { env, gate, masker, stop, workdir, _scratch: scratch })
+    }
+
+    /// The secret masker (for the caller's own messages).
+    pub fn masker(&self) -> &Masker {
+        &self.masker
+    }
+
+    /// Checks `body` with the gate and carries it out; returns the exit status.
+    pub fn execute(&self, body: &[u8]) -> Result<i32, TaskError> {
+        let outcome = self.gate.evaluate(body);
+        let Some(admitted) = outcome.admitted else {
+            return Err(TaskError::Denied {
+                reason: outcome.decision.reason.to_string(),
+                message: outcome.decision.message,
+            });
+        };
+        let request = admitted.request;
+        self.say(&format!(
+            "{} by {} (run {})",
+            outcome.decision.message,
+            request.actor,
+            self.env.run_id.as_deref().unwrap_or("local")
+        ));
+        match &request.body {
+            ActionRequest::Plan(t) => self.single_unit(&t.repo, &t.git_ref, &t.path, None, Operation::Plan),
+            ActionRequest::Validate(t) => self.single_unit(&t.repo, &t.git_ref, &t.path, None, Operation::Validate),
+            ActionRequest::Apply(t) => self.single_unit(&t.repo, &t.git_ref, &t.path, None, Operation::Apply),
+            ActionRequest::PlanDestroy(t) => {
+                self.single_unit(&t.repo, &t.git_ref, &t.path, Some(&t.source_ref), Operation::PlanDestroy)
+            }
+            ActionRequest::Destroy(t) => {
+                self.single_unit(&t.repo, &t.git_ref, &t.path, Some(&t.source_ref), Operation::Destroy)
+            }
+            ActionRequest::Rollout(r) => self.wave(r),
+            ActionRequest::UpdateVariable(u) => self.update_variable(u, &request),
+            ActionRequest::BuildImage(b) => self.build_image(b),
+            ActionRequest::BuildAmi(b) => self.build_ami(b),
+        }
+    }
+
+    fn say(&self, message: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "deploy-runner-task: {}", self.masker.mask(message)).and_then(|_| err.flush());
+    }
+
+    fn credentials(&self) -> Result<Credentials, TaskError> {
+        let ssh = match &self.env.ssh {
+            Some((key, hosts)) => {
+                let dir = self.workdir.join(".ssh");
+                std::fs::create_dir_all(&dir)?;
+                let key_path = dir.join("id");
+                let hosts_path = dir.join("known_hosts");
+                write_private(&key_path, &format!("{}\n", key.trim_end()))?;
+                std::fs::write(&hosts_path, hosts)?;
+                Some((key_path, hosts_path))
+            }
+            None => None,
+        };
+        Ok(Credentials { github_token: self.env.github_token.clone(), ssh })
+    }
+
+    fn open_repo(&self, url: &str, name: &str) -> Result<Repo, TaskError> {
+        Ok(Repo::init(&self.workdir.join(name), url, self.credentials()?, self.masker.clone())?)
+    }
+
+    /// Fetches `git_ref` (a branch or full SHA) and returns its commit. `history` fetches everything reachable
+    /// (needed to check ancestry); otherwise only the commit itself.
+    fn fetch_ref(&self, repo: &Repo, git_ref: &str, history: bool) -> Result<String, TaskError> {
+        let depth = if history { None } else { Some(1) };
+        if syntax::is_full_commit_sha(git_ref) {
+            repo.fetch_commit(git_ref, depth)?;
+            Ok(repo.resolve(git_ref)?)
+        } else {
+            repo.fetch_branch(git_ref, depth)?;
+            Ok(repo.resolve(&format!("refs/remotes/origin/{git_ref}"))?)
+        }
+    }
+
+    /// For apply-class requests: the commit must be on an apply ref, so "apply what was planned" can't be used to
+    /// apply an unreviewed commit.
+    fn verify_on_apply_ref(&self, repo: &Repo, commit: &str, git_ref: &str) -> Result<(), TaskError> {
+        if self.env.policy.is_apply_ref(git_ref) {
+            return Ok(());
+        }
+        for apply_ref in &self.env.policy.document().apply_refs {
+            if repo.fetch_branch(apply_ref, None).is_err() {
+                continue;
+            }
+            if repo.is_ancestor(commit, &format!("refs/remotes/origin/{apply_ref}"))? {
+                self.say(&format!("verified: {commit} is reachable from {apply_ref}"));
+                return Ok(());
+            }
+        }
+        Err(TaskError::Refused(format!(
+            "commit {commit} is not reachable from any apply ref ({}); refusing to apply it",
+            self.env.policy.document().apply_refs.join(", ")
+        )))
+    }
+
+    fn style(&self) -> ToolStyle {
+        ToolStyle { binary: self.env.policy.binary(), terragrunt_run: self.env.config.terragrunt_run_style }
+    }
+
+    fn tool_program(&self) -> PathBuf {
+        self.env.config.tool_path.clone().unwrap_or_else(|| PathBuf::from(self.env.policy.binary().as_str()))
+    }
+
+    /// Runs the tool's commands for `operation` in `dir`, stopping at the first that fails.
+    fn run_tool(&self, dir: &Path, unit: &str, operation: Operation) -> Result<ToolResult, TaskError> {
+        let ctx = RunContext {
+            prefix: format!("[{unit}] "),
+            masker: &self.masker,
+            stop: &self.stop,
+            grace: Duration::from_secs(self.env.config.grace_period_secs),
+            capture_stdout: false,
+        };
+        let mut last = ToolResult::default();
+        for args in commands(self.style(), operation) {
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(ToolResult { exit_code: EXIT_TERMINATED, stopped: true, ..ToolResult::default() });
+            }
+            self.say(&format!("{unit}: {} {}", self.env.policy.binary().as_str(), args.join(" ")));
+            let mut command = Command::new(self.tool_program());
+            command.args(&args).current_dir(dir).envs(TOOL_ENV);
+            // The tool needs no git credentials; keep them out of its reach.
+            command.env_remove("GITHUB_TOKEN").env_remove("DEPLOY_SSH_PRIVATE_KEY");
+            last = run_streamed(command, &ctx)?;
+            if last.exit_code != 0 {
+                return Ok(last);
+            }
+        }
+        Ok(last)
+    }
+
+    fn single_unit(
+        &self,
+        url: &str,
+        git_ref: &str,
+        path: &str,
+        source_ref: Option<&str>,
+        operation: Operation,
+    ) -> Result<i32, TaskError> {
+        let repo = self.open_repo(url, "repo")?;
+        let history = operation.changes_infrastructure();
+        let commit = self.fetch_ref(&repo, git_ref, history)?;
+        if operation.changes_infrastructure() {
+            self.verify_on_apply_ref(&repo, &commit, git_ref)?;
+        }
+        let checkout = match source_ref {
+            // Deleted units run where they still exist.
+            Some(source) => {
+                let source_commit = self.fetch_ref(&repo, source, history)?;
+                if operation == Operation::Destroy && !repo.is_ancestor(&source_commit, &commit)? {
+                    return Err(TaskError::Refused(format!(
+                        "source_ref {source} is not an ancestor of {git_ref}; refusing to destroy from it"
+                    )));
+                }
+                source_commit
+            }
+            None => commit,
+        };
+        repo.checkout_detached(&checkout)?;
+        let dir = confine(repo.dir(), path, Some(self.env.policy.binary()))?;
+        let result = self.run_tool(&dir, path, operation)?;
+        if let Some(c) = result.counts {
+            self.say(&format!("{path}: {} to add, {} to change, {} to destroy", c.add, c.change, c.destroy));
+        }
+        Ok(result.exit_code)
+    }
+
+    /// An account wave: units in the given order; plan runs them all, apply stops at the first failure.
+    fn wave(&self, rollout: &Rollout) -> Result<i32, TaskError> {
+        let apply = rollout.mode == RolloutMode::Apply;
+        let repo = self.open_repo(&rollout.repo, "repo")?;
+        let commit = self.fetch_ref(&repo, &rollout.git_ref, apply)?;
+        if apply {
+            self.verify_on_apply_ref(&repo, &commit, &rollout.git_ref)?;
+        }
+        repo.checkout_detached(&commit)?;
+        let mut outcomes: Vec<UnitOutcome> = Vec::new();
+        let mut first_failure: Option<i32> = None;
+        for (index, unit) in rollout.units.iter().enumerate() {
+            let deleted = unit.change == ChangeKind::Deleted;
+            let operation = match (apply, deleted) {
+                (true, true) => Operation::Destroy,
+                (true, false) => Operation::Apply,
+                (false, true) => Operation::PlanDestroy,
+                (false, false) => Operation::Plan,
+            };
+            if (apply && first_failure.is_some()) || self.stop.load(Ordering::SeqCst) {
+                outcomes.push(skipped(&unit.path, operation));
+                continue;
+            }
+            let result = self.wave_unit(&repo, &commit, unit, operation, index, apply);
+            let outcome = match result {
+                Ok(r) => UnitOutcome {
+                    path: unit.path.clone(),
+                    operation: operation.as_str(),
+                    status: if r.exit_code == 0 { "succeeded" } else { "failed" },
+                    exit_code: Some(r.exit_code),
+                    counts: r.counts,
+                    error: None,
+                },
+                Err(e) => {
+                    self.say(&format!("{}: {e}", unit.path));
+                    UnitOutcome {
+                        path: unit.path.clone(),
+                        operation: operation.as_str(),
+                        status: "failed",
+                        exit_code: None,
+                        counts: None,
+                        error: Some(self.masker.mask(&e.to_string()).into_owned()),
+                    }
+                }
+            };
+            if outcome.status == "failed" && first_failure.is_none() {
+                first_failure = Some(outcome.exit_code.filter(|c| *c != 0).unwrap_or(1));
+            }
+            outcomes.push(outcome);
+        }
+        let stopped = self.stop.load(Ordering::SeqCst);
+        let summary = serde_json::json!({
+            "event": "wave_summary",
+            "mode": rollout.mode.as_str(),
+            "ref": rollout.git_ref,
+            "commit": commit,
+            "succeeded": first_failure.is_none() && !stopped,
+            "units": outcomes,
+        });
+        println!("{summary}");
+        Ok(if stopped { EXIT_TERMINATED } else { first_failure.unwrap_or(0) })
+    }
+
+    fn wave_unit(
+        &self,
+        repo: &Repo,
+        commit: &str,
+        unit: &deploy_runner_gate::RolloutUnit,
+        operation: Operation,
+        index: usize,
+        apply: bool,
+    ) -> Result<ToolResult, TaskError> {
+        let tree = match &unit.source_ref {
+            Some(source) if unit.change == ChangeKind::Deleted => {
+                let source_commit = self.fetch_ref(repo, source, apply)?;
+                if apply && !repo.is_ancestor(&source_commit, commit)? {
+                    return Err(TaskError::Refused(format!("source_ref {source} is not an ancestor of {commit}")));
+                }
+                repo.worktree_at(&self.workdir.join(format!("source-{index}")), &source_commit)?
+            }
+            _ => repo.dir().to_path_buf(),
+        };
+        let dir = confine(&tree, &unit.path, Some(self.env.policy.binary()))?;
+        self.run_tool(&dir, &unit.path, operation)
+    }
+
+    fn update_variable(&self, update: &VariableUpdate, request: &Request) -> Result<i32, TaskError> {
+        let repo = self.open_repo(&update.repo, "repo")?;
+        let commit = self.fetch_ref(&repo, &update.git_ref, true)?;
+        self.verify_on_apply_ref(&repo, &commit, &update.git_ref)?;
+        // Edit the tip of the apply ref the commit is on (the ref itself when a branch was given).
+        let branch = if self.env.policy.is_apply_ref(&update.git_ref) {
+            update.git_ref.clone()
+        } else {
+            self.env.policy.document().apply_refs.first().cloned().unwrap_or_default()
+        };
+        let attempts = self.env.config.push_attempts.max(1);
+        for attempt in 1..=attempts {
+            repo.fetch_branch(&branch, None)?;
+            let tip = repo.resolve(&format!("refs/remotes/origin/{branch}"))?;
+            repo.checkout_detached(&tip)?;
+            let dir = confine(repo.dir(), &update.path, Some(ToolBinary::Terragrunt))?;
+            let file = dir.join("terragrunt.hcl");
+            let relative = format!("{}/terragrunt.hcl", update.path);
+            let text = std::fs::read_to_string(&file)?;
+            let new_text = match set_input(&relative, &text, &update.variable, &update.value)
+                .map_err(|e| TaskError::Refused(e.to_string()))?
+            {
+                Edited::Unchanged => {
+                    self.say(&format!("{relative}: {} is already {:?}; nothing to do", update.variable, update.value));
+                    return Ok(0);
+                }
+                Edited::Changed(new_text) => new_text,
+            };
+            std::fs::write(&file, new_text)?;
+            let message = format!(
+                "deploy-runner: set {} = \"{}\" in {}\n\nRequested by {} through deploy-runner update-variable.",
+                update.variable, update.value, update.path, request.actor
+            );
+            let new_commit =
+                repo.commit_all(&message, &self.env.config.git_author_name, &self.env.config.git_author_email)?;
+            match repo.push_head(&branch)? {
+                PushOutcome::Pushed => {
+                    self.say(&format!("pushed {new_commit} to {branch}: {} = {:?}", update.variable, update.value));
+                    println!(
+                        "{}",
+                        serde_json::json!({"event": "variable_updated", "commit": new_commit, "branch": branch,
+                            "path": update.path, "variable": update.variable, "value": update.value})
+                    );
+                    return Ok(0);
+                }
+                PushOutcome::Rejected => {
+                    self.say(&format!("{branch} moved while committing (attempt {attempt} of {attempts}); rebasing"))
+                }
+            }
+        }
+        Err(TaskError::Refused(format!("{branch} kept moving; gave up after {attempts} push attempts")))
+    }
+
+    fn build_image(&self, build: &ImageBuild) -> Result<i32, TaskError> {
+        let image = &self.env.config.image;
+        let Some(registry_repo) = &image.registry_repo else {
+            return Err(TaskError::Refused("image.registry_repo is not configured".into()));
+        };
+        let destination = format!("{registry_repo}:{}", build.tag);
+        if image.skip_existing && !image.exists_command.is_empty() {
+            let mut check = Command::new(&image.exists_command[0]);
+            check.args(&image.exists_command[1..]).arg(&destination);
+            if matches!(run_captured(check), Ok((0, _))) {
+                self.say(&format!("{destination} already exists; not rebuilt"));
+                return Ok(0);
+            }
+        }
+        let repo = self.open_repo(&build.repo, "app")?;
+        let commit = self.fetch_ref(&repo, &build.git_ref, false)?;
+        repo.checkout_detached(&commit)?;
+        let context = confine(repo.dir(), &build.context_path, None)?;
+        let mut command = Command::new(&image.executor_path);
+        command
+            .arg(format!("--context=dir://{}", context.display()))
+            .arg(format!("--dockerfile={}", context.join("Dockerfile").display()))
+            .arg(format!("--destination={destination}"))
+            .arg(format!("--label=org.opencontainers.image.revision={commit}"));
+        let ctx = self.run_context(&format!("build {}", build.context_path));
+        Ok(run_streamed(command, &ctx)?.exit_code)
+    }
+
+    fn build_ami(&self, build: &AmiBuild) -> Result<i32, TaskError> {
+        let repo = self.open_repo(&build.repo, "app")?;
+        let commit = self.fetch_ref(&repo, &build.git_ref, false)?;
+        repo.checkout_detached(&commit)?;
+        let template = confine(repo.dir(), &build.template_path, None)?;
+        let template_dir = template.parent().unwrap_or(repo.dir()).to_path_buf();
+        let mut command = Command::new(&self.env.config.packer_path);
+        command.arg("build").arg("-machine-readable").current_dir(&template_dir);
+        if let Some(var_file) = &build.var_file {
+            command.arg(format!("-var-file={}", confine(repo.dir(), var_file, None)?.display()));
+        }
+        command.arg(&template);
+        let mut ctx = self.run_context(&format!("ami {}", build.template_path));
+        ctx.capture_stdout = true;
+        let result = run_streamed(command, &ctx)?;
+        if result.exit_code != 0 {
+            return Ok(result.exit_code);
+        }
+        match parse_ami(&result.stdout) {
+            Some((region, ami)) => {
+                println!("{}", serde_json::json!({"event": "ami", "ami_id": ami, "region": region, "commit": commit}));
+                Ok(0)
+            }
+            None => Err(TaskError::Refused("packer succeeded but printed no AMI id".into())),
+        }
+    }
+
+    fn run_context(&self, prefix: &str) -> RunContext<'_> {
+        RunContext {
+            prefix: format!("[{prefix}] "),
+            masker: &self.masker,
+            stop: &self.stop,
+            grace: Duration::from_secs(self.env.config.grace_period_secs),
+            capture_stdout: false,
+        }
+    }
+}
+
+fn skipped(path: &str, operation: Operation) -> UnitOutcome {
+    UnitOutcome {
+        path: path.to_owned(),
+        operation: operation.as_str(),
+        status: "skipped",
+        exit_code: None,
+        counts: None,
+        error: None,
+    }
+}
+
+/// Writes a file only we can read (an SSH key).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+/// Finds `region:ami-...` in packer's machine-readable artifact lines (`...,artifact,0,id,us-east-1:ami-0abc`).
+pub fn parse_ami(output: &str) -> Option<(String, String)> {
+    output.lines().filter(|l| l.contains(",artifact,") && l.contains(",id,")).find_map(|line| {
+        let id = line.rsplit(",id,").next()?.trim();
+        let (region, ami) = id.split(',').next()?.split_once(':')?;
+        ami.starts_with("ami-").then(|| (region.to_owned(), ami.to_owned()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ami_from_machine_readable_output() {
+        let out = "1700000000,,ui,say,==> amazon-ebs.app: AMI: ami-0123456789abcdef0\n\
+                   1700000001,amazon-ebs.app,artifact-count,1\n\
+                   1700000001,amazon-ebs.app,artifact,0,builder-id,mitchellh.amazonebs\n\
+                   1700000001,amazon-ebs.app,artifact,0,id,us-east-1:ami-0123456789abcdef0\n";
+        assert_eq!(parse_ami(out), Some(("us-east-1".into(), "ami-0123456789abcdef0".into())));
+        assert_eq!(parse_ami("1700000000,,ui,error,boom\n"), None);
+    }
+}
