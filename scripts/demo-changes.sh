@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Demo, part 2: change detection on a real git history of examples/infrastructure-live.
+# Demo, parts 2 and 3: change detection on a real git history of examples/infrastructure-live, then plans and
+# apply waves with the real deploy task and terraform.
 # Builds a temp repo (base commit), makes the head commit (an _envcommon edit, a modified unit, a deleted unit,
 # a touched ecs-deploy-runner), then asks `deploy-runner changes` what to plan and apply, in deploy order.
 set -euo pipefail
-bin=${1:?usage: demo-changes.sh PATH/TO/deploy-runner}
+bin_dir=${1:?usage: demo-changes.sh BIN_DIR}
+bin="$bin_dir/deploy-runner"
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -27,3 +29,5 @@ printf '\n== Change detection: what the head commit touches, in deploy order ==\
 git_ --no-pager diff --stat HEAD~1 HEAD | sed 's/^/  /'
 echo
 "$bin" changes --repo "$repo" --base HEAD~1 --head HEAD --format text
+
+python3 "$root/scripts/demo-pipeline.py" "$bin_dir" "$repo" "$(git_ rev-parse HEAD~1)" "$(git_ rev-parse HEAD)"

