@@ -9,7 +9,7 @@ use crate::eval::{
 };
 use crate::snapshot::{self, relative_path, to_absolute};
 use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
-use hcl::expr::{Expression, FuncCall};
+use hcl::expr::Expression;
 use hcl::{Map, Value};
 
 type Func = fn(FuncArgs) -> Result<Value, String>;
@@ -530,31 +530,40 @@ fn tolist(args: FuncArgs) -> Result<Value, String> {
 pub fn resolve_try_and_can(expr: &Expression, ctx: &Context) -> Expression {
     let recurse = |e: &Expression| resolve_try_and_can(e, ctx);
     match expr {
-        Expression::FuncCall(call) if call.name.namespace.is_empty() => {
+        Expression::FuncCall(call)
+            if call.name.namespace.is_empty() && matches!(call.name.name.as_str(), "try" | "can") =>
+        {
             let args: Vec<Expression> = call.args.iter().map(recurse).collect();
-            match call.name.name.as_str() {
-                "try" => {
-                    args.iter().find_map(|a| a.evaluate(ctx).ok()).map(Expression::from).unwrap_or_else(|| expr.clone())
-                }
-                "can" => Expression::Bool(args.first().is_some_and(|a| a.evaluate(ctx).is_ok())),
-                _ => {
-                    let mut rebuilt = FuncCall::new(call.name.clone());
-                    rebuilt.args = args;
-                    rebuilt.expand_final = call.expand_final;
-                    Expression::FuncCall(Box::new(rebuilt))
-                }
+            if call.name.name.as_str() == "can" {
+                return Expression::Bool(args.first().is_some_and(|a| a.evaluate(ctx).is_ok()));
             }
+            args.iter().find_map(|a| a.evaluate(ctx).ok()).map(Expression::from).unwrap_or_else(|| expr.clone())
         }
-        Expression::Array(items) => Expression::Array(items.iter().map(recurse).collect()),
-        Expression::Object(object) => Expression::Object(object.iter().map(|(k, v)| (k.clone(), recurse(v))).collect()),
-        Expression::Parenthesis(inner) => Expression::Parenthesis(Box::new(recurse(inner))),
-        Expression::Conditional(c) => {
-            let mut c = c.as_ref().clone();
-            c.cond_expr = recurse(&c.cond_expr);
-            c.true_expr = recurse(&c.true_expr);
-            c.false_expr = recurse(&c.false_expr);
-            Expression::Conditional(Box::new(c))
+        other => crate::parsed::map_children(other, &recurse),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn try_and_can_evaluate_lazily() {
+        let mut ctx = Context::new();
+        ctx.declare_var("x", "value");
+        ctx.declare_var("local", Value::Object(Map::new()));
+        let cases = [
+            (r#"try(local.missing, "fallback")"#, Value::from("fallback")),
+            (r#"try(x, "fallback")"#, Value::from("value")),
+            (r#"[try(local.a, local.b, "third")]"#, Value::Array(vec![Value::from("third")])),
+            ("can(local.missing)", Value::Bool(false)),
+            ("can(x)", Value::Bool(true)),
+            (r#"true ? try(local.nope, "deep") : "no""#, Value::from("deep")),
+        ];
+        for (text, expected) in cases {
+            let expr: Expression = text.parse().expect(text);
+            let value = resolve_try_and_can(&expr, &ctx).evaluate(&ctx).expect(text);
+            assert_eq!(value, expected, "{text}");
         }
-        other => other.clone(),
     }
 }

@@ -121,27 +121,35 @@ pub fn lower_templates(expr: &Expression) -> Expression {
             call.args = args;
             Expression::FuncCall(Box::new(call))
         }
-        Expression::Array(items) => Expression::Array(items.iter().map(lower).collect()),
-        Expression::Object(object) => Expression::Object(object.iter().map(|(k, v)| (k.clone(), lower(v))).collect()),
+        other => map_children(other, &lower),
+    }
+}
+
+/// Rebuilds `expr` with each direct sub-expression replaced by `f(sub)`; leaves are cloned. The one place that
+/// knows how to take every kind of HCL expression apart, for the rewrites that need it.
+pub fn map_children(expr: &Expression, f: &dyn Fn(&Expression) -> Expression) -> Expression {
+    match expr {
+        Expression::Array(items) => Expression::Array(items.iter().map(f).collect()),
+        Expression::Object(object) => Expression::Object(object.iter().map(|(k, v)| (k.clone(), f(v))).collect()),
         Expression::FuncCall(call) => {
             let mut call = call.as_ref().clone();
-            call.args = call.args.iter().map(lower).collect();
+            call.args = call.args.iter().map(f).collect();
             Expression::FuncCall(Box::new(call))
         }
-        Expression::Parenthesis(inner) => Expression::Parenthesis(Box::new(lower(inner))),
+        Expression::Parenthesis(inner) => Expression::Parenthesis(Box::new(f(inner))),
         Expression::Conditional(c) => {
             let mut c = c.as_ref().clone();
-            c.cond_expr = lower(&c.cond_expr);
-            c.true_expr = lower(&c.true_expr);
-            c.false_expr = lower(&c.false_expr);
+            c.cond_expr = f(&c.cond_expr);
+            c.true_expr = f(&c.true_expr);
+            c.false_expr = f(&c.false_expr);
             Expression::Conditional(Box::new(c))
         }
         Expression::Traversal(t) => {
             let mut t = t.as_ref().clone();
-            t.expr = lower(&t.expr);
+            t.expr = f(&t.expr);
             for op in &mut t.operators {
                 if let hcl::expr::TraversalOperator::Index(e) = op {
-                    *e = lower(e);
+                    *e = f(e);
                 }
             }
             Expression::Traversal(Box::new(t))
@@ -149,21 +157,21 @@ pub fn lower_templates(expr: &Expression) -> Expression {
         Expression::Operation(op) => {
             let mut op = op.as_ref().clone();
             match &mut op {
-                hcl::expr::Operation::Unary(u) => u.expr = lower(&u.expr),
+                hcl::expr::Operation::Unary(u) => u.expr = f(&u.expr),
                 hcl::expr::Operation::Binary(b) => {
-                    b.lhs_expr = lower(&b.lhs_expr);
-                    b.rhs_expr = lower(&b.rhs_expr);
+                    b.lhs_expr = f(&b.lhs_expr);
+                    b.rhs_expr = f(&b.rhs_expr);
                 }
             }
             Expression::Operation(Box::new(op))
         }
-        Expression::ForExpr(f) => {
-            let mut f = f.as_ref().clone();
-            f.collection_expr = lower(&f.collection_expr);
-            f.key_expr = f.key_expr.as_ref().map(lower);
-            f.value_expr = lower(&f.value_expr);
-            f.cond_expr = f.cond_expr.as_ref().map(lower);
-            Expression::ForExpr(Box::new(f))
+        Expression::ForExpr(fe) => {
+            let mut fe = fe.as_ref().clone();
+            fe.collection_expr = f(&fe.collection_expr);
+            fe.key_expr = fe.key_expr.as_ref().map(f);
+            fe.value_expr = f(&fe.value_expr);
+            fe.cond_expr = fe.cond_expr.as_ref().map(f);
+            Expression::ForExpr(Box::new(fe))
         }
         other => other.clone(),
     }
