@@ -138,3 +138,48 @@ impl Environment {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const POLICY: &str = include_str!("../../../examples/policy.json");
+
+    fn env(vars: &[(&str, &str)]) -> Result<Environment, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Environment::from_vars(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn reads_everything_from_the_environment() {
+        let e = env(&[
+            (ENV_POLICY, POLICY),
+            (ENV_TASK_CONFIG, r#"{"grace_period_secs": 5, "image": {"registry_repo": "r/x"}}"#),
+            (ENV_RUN_ID, "run-1"),
+            (ENV_GITHUB_TOKEN, "tok"),
+            (ENV_SSH_KEY, "key"),
+            (ENV_SSH_KNOWN_HOSTS, "github.com ssh-ed25519 AAAA"),
+        ])
+        .expect("valid");
+        assert_eq!(e.config.grace_period_secs, 5);
+        assert_eq!(e.config.image.registry_repo.as_deref(), Some("r/x"));
+        assert_eq!(e.config.image.executor_path, PathBuf::from("/kaniko/executor"), "defaults fill the rest");
+        assert_eq!(e.run_id.as_deref(), Some("run-1"));
+        assert!(e.ssh.is_some());
+    }
+
+    #[test]
+    fn refuses_to_start_on_bad_configuration() {
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![], "DEPLOY_RUNNER_POLICY is not set"),
+            (vec![(ENV_POLICY, "{}")], "DEPLOY_RUNNER_POLICY"),
+            (vec![(ENV_POLICY, POLICY), (ENV_TASK_CONFIG, r#"{"grace": 1}"#)], "unknown field `grace`"),
+            (vec![(ENV_POLICY, POLICY), (ENV_SSH_KEY, "key")], "host keys must be pinned"),
+        ];
+        for (vars, needle) in cases {
+            let err = env(&vars).expect_err(needle).to_string();
+            assert!(err.contains(needle), "{err:?} should contain {needle:?}");
+        }
+    }
+}

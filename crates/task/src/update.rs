@@ -42,7 +42,7 @@ pub fn set_input(file: &str, text: &str, variable: &str, value: &str) -> Result<
     let mut body: Body = text
         .parse()
         .map_err(|e: hcl_edit::parser::Error| UpdateError::Parse { file: file.to_owned(), message: e.to_string() })?;
-    let mut found = None;
+    let mut changed = false;
     {
         let Some(mut inputs) = body.get_attribute_mut("inputs") else {
             return Err(UpdateError::NoInputs(file.to_owned()));
@@ -66,11 +66,11 @@ pub fn set_input(file: &str, text: &str, variable: &str, value: &str) -> Result<
             let mut replacement = Expression::from(value);
             *replacement.decor_mut() = decor;
             *entry.expr_mut() = replacement;
-            found = Some(());
+            changed = true;
             break;
         }
     }
-    if found.is_some() {
+    if changed {
         return Ok(Edited::Changed(body.to_string()));
     }
     Err(UpdateError::NoVariable { file: file.to_owned(), variable: variable.to_owned() })
