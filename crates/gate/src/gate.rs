@@ -16,8 +16,8 @@ pub const MAX_ROLLOUT_UNITS: usize = 2000;
 pub struct Admitted {
     /// The request, unchanged.
     pub request: Request,
-    /// The container that runs it.
-    pub container: Container,
+    /// The container that runs it; `None` for read-only actions, which start nothing.
+    pub container: Option<Container>,
     /// The account of a single-unit action.
     pub account: Option<String>,
 }
@@ -81,7 +81,7 @@ impl Gate {
                     reason: Reason::Ok,
                     message: describe_allowed(&admitted),
                     action: Some(action),
-                    container: Some(admitted.container),
+                    container: admitted.container,
                     account: admitted.account.clone(),
                 },
                 admitted: Some(admitted),
@@ -97,6 +97,10 @@ impl Gate {
         self.check_common(request)?;
         let body = &request.body;
         let action = body.action();
+        if let ActionRequest::Status(query) | ActionRequest::Logs(query) = body {
+            check_run_query(query)?;
+            return Ok(Admitted { request: request.clone(), container: None, account: None });
+        }
         self.check_repo(action, body.repo())?;
         check_ref_field("ref", body.git_ref())?;
         let container = match body {
@@ -135,6 +139,10 @@ impl Gate {
                 }
                 Container::ImageBuilder
             }
+            // Answered above; nothing to run.
+            ActionRequest::Status(_) | ActionRequest::Logs(_) => {
+                return Ok(Admitted { request: request.clone(), container: None, account: None })
+            }
             ActionRequest::Rollout(r) => {
                 let container = match r.mode {
                     RolloutMode::Plan => Container::Planner,
@@ -166,7 +174,7 @@ impl Gate {
                 deny(Reason::FieldInvalid, format!("value {}: {why}", quote(&u.value)))?;
             }
         }
-        Ok(Admitted { request: request.clone(), container, account })
+        Ok(Admitted { request: request.clone(), container: Some(container), account })
     }
 
     fn check_common(&self, request: &Request) -> Check {
@@ -280,6 +288,19 @@ impl Gate {
     }
 }
 
+/// A run id has the request id's shape; a logs page token is printable ASCII.
+fn check_run_query(query: &crate::request::RunQuery) -> Check {
+    if syntax::check_request_id(&query.run_id).is_err() {
+        deny(Reason::FieldInvalid, format!("run_id {}: must match ^[A-Za-z0-9_-]{{1,80}}$", quote(&query.run_id)))?;
+    }
+    if let Some(token) = &query.next_token {
+        if token.is_empty() || token.len() > 1024 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            deny(Reason::FieldInvalid, format!("next_token {}: 1-1024 printable ASCII characters", quote(token)))?;
+        }
+    }
+    Ok(())
+}
+
 fn check_ref_field(field: &str, value: &str) -> Check {
     match syntax::check_ref(value) {
         Ok(()) => Ok(()),
@@ -289,17 +310,15 @@ fn check_ref_field(field: &str, value: &str) -> Check {
 
 fn describe_allowed(admitted: &Admitted) -> String {
     let body = &admitted.request.body;
+    if let ActionRequest::Status(q) | ActionRequest::Logs(q) = body {
+        return format!("{} of run {}", body.action(), q.run_id);
+    }
+    let container = admitted.container.map_or("no", |c| c.as_str());
     let target = match body {
         ActionRequest::BuildImage(b) => format!("context {} with tag {}", b.context_path, b.tag),
         ActionRequest::BuildAmi(b) => format!("template {}", b.template_path),
         ActionRequest::Rollout(r) => format!("{} of {} unit(s)", r.mode.as_str(), r.units.len()),
         _ => body.unit_path().unwrap_or_default().to_owned(),
     };
-    format!(
-        "{} {target} at {} in {} runs on the {} container",
-        body.action(),
-        body.git_ref(),
-        body.repo(),
-        admitted.container.as_str()
-    )
+    format!("{} {target} at {} in {} runs on the {} container", body.action(), body.git_ref(), body.repo(), container)
 }

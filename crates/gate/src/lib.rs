@@ -27,5 +27,5 @@ pub use policy::{
 };
 pub use request::{
     Action, ActionRequest, AmiBuild, ChangeKind, DecodeError, DeletedUnitTarget, ImageBuild, Request, Rollout,
-    RolloutMode, RolloutUnit, UnitTarget, VariableUpdate,
+    RolloutMode, RolloutUnit, RunQuery, UnitTarget, VariableUpdate,
 };

@@ -31,11 +31,15 @@ pub enum Action {
     BuildAmi,
     /// Plan or apply a set of units in account waves, in deploy order.
     Rollout,
+    /// Read-only: where a run is and how it ended.
+    Status,
+    /// Read-only: a page of a run's log lines.
+    Logs,
 }
 
 impl Action {
     /// Every action, in the order `deploy-runner describe` lists them.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 11] = [
         Action::Plan,
         Action::Validate,
         Action::PlanDestroy,
@@ -45,6 +49,8 @@ impl Action {
         Action::BuildImage,
         Action::BuildAmi,
         Action::Rollout,
+        Action::Status,
+        Action::Logs,
     ];
 
     /// The wire name, as in `"action": "plan-destroy"`.
@@ -59,6 +65,8 @@ impl Action {
             Action::BuildImage => "build-image",
             Action::BuildAmi => "build-ami",
             Action::Rollout => "rollout",
+            Action::Status => "status",
+            Action::Logs => "logs",
         }
     }
 
@@ -76,6 +84,8 @@ impl Action {
             Action::BuildImage => &["repo", "ref", "context_path", "tag"],
             Action::BuildAmi => &["repo", "ref", "template_path", "var_file (optional)"],
             Action::Rollout => &["repo", "ref", "mode", "units"],
+            Action::Status => &["run_id"],
+            Action::Logs => &["run_id", "next_token (optional)"],
         }
     }
 }
@@ -160,6 +170,17 @@ pub struct AmiBuild {
     /// An optional Packer variables file inside the repo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub var_file: Option<String>,
+}
+
+/// A run to look at (`status`), or read the logs of (`logs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunQuery {
+    /// The run id the invoker returned.
+    pub run_id: String,
+    /// For `logs`: where the previous page ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
 }
 
 /// Whether a rollout plans or applies.
@@ -260,6 +281,10 @@ pub enum ActionRequest {
     BuildAmi(AmiBuild),
     /// See [`Action::Rollout`].
     Rollout(Rollout),
+    /// See [`Action::Status`].
+    Status(RunQuery),
+    /// See [`Action::Logs`].
+    Logs(RunQuery),
 }
 
 impl ActionRequest {
@@ -275,12 +300,15 @@ impl ActionRequest {
             ActionRequest::BuildImage(_) => Action::BuildImage,
             ActionRequest::BuildAmi(_) => Action::BuildAmi,
             ActionRequest::Rollout(_) => Action::Rollout,
+            ActionRequest::Status(_) => Action::Status,
+            ActionRequest::Logs(_) => Action::Logs,
         }
     }
 
-    /// The repo the action works on.
+    /// The repo the action works on (`""` for read-only actions, which name only a run).
     pub fn repo(&self) -> &str {
         match self {
+            ActionRequest::Status(_) | ActionRequest::Logs(_) => "",
             ActionRequest::Plan(t) | ActionRequest::Validate(t) | ActionRequest::Apply(t) => &t.repo,
             ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => &t.repo,
             ActionRequest::UpdateVariable(u) => &u.repo,
@@ -290,9 +318,10 @@ impl ActionRequest {
         }
     }
 
-    /// The ref the action works at.
+    /// The ref the action works at (`""` for read-only actions).
     pub fn git_ref(&self) -> &str {
         match self {
+            ActionRequest::Status(_) | ActionRequest::Logs(_) => "",
             ActionRequest::Plan(t) | ActionRequest::Validate(t) | ActionRequest::Apply(t) => &t.git_ref,
             ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => &t.git_ref,
             ActionRequest::UpdateVariable(u) => &u.git_ref,
@@ -308,7 +337,11 @@ impl ActionRequest {
             ActionRequest::Plan(t) | ActionRequest::Validate(t) | ActionRequest::Apply(t) => Some(&t.path),
             ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => Some(&t.path),
             ActionRequest::UpdateVariable(u) => Some(&u.path),
-            ActionRequest::BuildImage(_) | ActionRequest::BuildAmi(_) | ActionRequest::Rollout(_) => None,
+            ActionRequest::BuildImage(_)
+            | ActionRequest::BuildAmi(_)
+            | ActionRequest::Rollout(_)
+            | ActionRequest::Status(_)
+            | ActionRequest::Logs(_) => None,
         }
     }
 
@@ -320,6 +353,7 @@ impl ActionRequest {
             ActionRequest::BuildImage(b) => serde_json::to_value(b),
             ActionRequest::BuildAmi(b) => serde_json::to_value(b),
             ActionRequest::Rollout(r) => serde_json::to_value(r),
+            ActionRequest::Status(q) | ActionRequest::Logs(q) => serde_json::to_value(q),
         }
     }
 }
@@ -410,6 +444,14 @@ fn decode_action(action: Action, fields: Map<String, Value>) -> Result<ActionReq
         Action::BuildImage => ActionRequest::BuildImage(serde_json::from_value(fields)?),
         Action::BuildAmi => ActionRequest::BuildAmi(serde_json::from_value(fields)?),
         Action::Rollout => ActionRequest::Rollout(serde_json::from_value(fields)?),
+        Action::Status => {
+            let query: RunQuery = serde_json::from_value(fields)?;
+            if query.next_token.is_some() {
+                return Err(serde::de::Error::custom("unknown field `next_token`: status takes only run_id"));
+            }
+            ActionRequest::Status(query)
+        }
+        Action::Logs => ActionRequest::Logs(serde_json::from_value(fields)?),
     })
 }
 

@@ -245,6 +245,14 @@ fn the_rule_table() {
         ("tag 129", with("build-image", "tag", json!("a".repeat(129))), Reason::FieldInvalid),
         ("tag option", with("build-image", "tag", json!("-x")), Reason::FieldInvalid),
         ("build-image branch ref", with("build-image", "ref", json!("main")), Reason::Ok),
+        // --- read-only actions ---
+        ("status", json!({"action": "status", "actor": "ci", "run_id": "run-0123abcd"}), Reason::Ok),
+        ("logs", json!({"action": "logs", "actor": "ci", "run_id": "run-1", "next_token": "f/3829/s"}), Reason::Ok),
+        ("status bad run id", json!({"action": "status", "actor": "ci", "run_id": "../x"}), Reason::FieldInvalid),
+        ("status with next_token", json!({"action": "status", "actor": "ci", "run_id": "r", "next_token": "x"}), Reason::MalformedRequest),
+        ("status with repo", json!({"action": "status", "actor": "ci", "run_id": "r", "repo": LIVE}), Reason::MalformedRequest),
+        ("logs bad token", json!({"action": "logs", "actor": "ci", "run_id": "r", "next_token": "a b"}), Reason::FieldInvalid),
+        ("logs no run", json!({"action": "logs", "actor": "ci"}), Reason::MalformedRequest),
         // --- build-ami ---
         ("ami var file", with("build-ami", "var_file", json!("packer/prod.pkrvars.hcl")), Reason::Ok),
         ("ami live repo", with("build-ami", "repo", json!(LIVE)), Reason::RepoNotAllowed),
