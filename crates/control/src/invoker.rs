@@ -1,0 +1,273 @@
+//! The invoker: the only door from CI into the deploy account. Every request goes through the gate; an allowed one
+//! starts the privileged task; `status` and `logs` are answered from ECS and CloudWatch so CI needs neither.
+
+use crate::audit::AuditRecord;
+use crate::config::{InvokerConfig, RuntimeConfig};
+use crate::ports::{Logs, PortError, RunTaskRequest, TaskState, Tasks};
+use crate::runid::{run_identity, tag_value, task_id};
+use deploy_runner_gate::{ActionRequest, Container, Gate, Request, RunQuery};
+use serde::Serialize;
+use std::time::Instant;
+
+/// `startedBy` of every task the invoker starts.
+pub const STARTED_BY: &str = "deploy-runner";
+/// The container command prefix: the task binary and its subcommand.
+pub const TASK_COMMAND: [&str; 3] = ["deploy-runner-task", "run", "--request"];
+
+/// The invoker's answer (the Lambda's response payload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct InvokeResponse {
+    /// The run this request started or looked at.
+    pub run_id: Option<String>,
+    /// `allow`, `deny` (the gate said no) or `error` (allowed, but AWS failed or the run is unknown).
+    pub decision: String,
+    /// A stable code: the gate's, or `task_launch_failed`, `aws_error`, `run_not_found`, `not_supported`.
+    pub reason: String,
+    /// A human-readable explanation.
+    pub message: String,
+    /// The container that runs it.
+    pub container: Option<Container>,
+    /// The ECS task.
+    pub task_arn: Option<String>,
+    /// Where its logs go.
+    pub log_group: Option<String>,
+    /// Its log stream: `<prefix>/<container>/<task-id>`.
+    pub log_stream: Option<String>,
+    /// For `status`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<RunStatus>,
+    /// For `logs`: the lines of this page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<String>>,
+    /// For `logs`: pass back for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// Where a run is, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunStatus {
+    /// ECS's last status.
+    pub last_status: String,
+    /// The named container's exit code (never another container's).
+    pub exit_code: Option<i32>,
+    /// ECS's stop code.
+    pub stop_code: Option<String>,
+    /// ECS's (or the container's) reason.
+    pub stopped_reason: Option<String>,
+    /// `pending`, `running`, `succeeded` or `failed`.
+    pub outcome: &'static str,
+}
+
+impl RunStatus {
+    /// Reads a task's state. STOPPED without an exit code (an image pull error, say) is a failure, never success.
+    pub fn from_task(task: &TaskState, container_name: &str) -> RunStatus {
+        let container = task.containers.iter().find(|c| c.name == container_name);
+        let exit_code = container.and_then(|c| c.exit_code);
+        let outcome = match (task.last_status.as_str(), exit_code) {
+            ("STOPPED" | "DELETED" | "DEPROVISIONING", Some(0)) => "succeeded",
+            ("STOPPED" | "DELETED" | "DEPROVISIONING", _) => "failed",
+            ("RUNNING", _) => "running",
+            _ => "pending",
+        };
+        let stopped_reason = task.stopped_reason.clone().or_else(|| container.and_then(|c| c.reason.clone()));
+        RunStatus {
+            last_status: task.last_status.clone(),
+            exit_code,
+            stop_code: task.stop_code.clone(),
+            stopped_reason,
+            outcome,
+        }
+    }
+}
+
+/// The invoker, generic over its AWS ports so tests can call it directly.
+pub struct Invoker<T, L> {
+    gate: Gate,
+    runtime: RuntimeConfig,
+    tasks: T,
+    logs: L,
+}
+
+impl<T: Tasks + Sync, L: Logs + Sync> Invoker<T, L> {
+    /// An invoker over a validated configuration and its ports.
+    pub fn new(config: InvokerConfig, tasks: T, logs: L) -> Invoker<T, L> {
+        Invoker { gate: Gate::new(config.policy), runtime: config.runtime, tasks, logs }
+    }
+
+    /// The task port (for tests and diagnostics).
+    pub fn tasks(&self) -> &T {
+        &self.tasks
+    }
+
+    /// Handles one raw request body. `nonce` makes the run id unique when there is no `request_id` (the Lambda
+    /// request id). Returns the response and the audit record to emit.
+    pub async fn handle(&self, body: &[u8], nonce: &[u8]) -> (InvokeResponse, AuditRecord) {
+        let started = Instant::now();
+        let outcome = self.gate.evaluate(body);
+        let mut audit = AuditRecord::from_body(body, &outcome.decision);
+        let response = match outcome.admitted {
+            None => InvokeResponse {
+                decision: "deny".into(),
+                reason: outcome.decision.reason.to_string(),
+                message: outcome.decision.message,
+                ..InvokeResponse::default()
+            },
+            Some(admitted) => match &admitted.request.body {
+                ActionRequest::Status(query) => self.status(query).await,
+                ActionRequest::Logs(query) => self.logs(query).await,
+                ActionRequest::Rollout(_) => error(
+                    None,
+                    "not_supported",
+                    "rollouts run through the Step Functions state machine, which this deployment does not have yet",
+                ),
+                _ => match admitted.container {
+                    Some(container) => self.launch(&admitted.request, container, nonce).await,
+                    None => error(None, "not_supported", "this action starts nothing"),
+                },
+            },
+        };
+        audit.complete(&response, started.elapsed());
+        (response, audit)
+    }
+
+    async fn launch(&self, request: &Request, container: Container, nonce: &[u8]) -> InvokeResponse {
+        let (run_id, client_token) = run_identity(request.request_id.as_deref(), nonce);
+        // A CI retry with the same request_id finds its run instead of starting a second task.
+        if request.request_id.is_some() {
+            match self.tasks.find_run(&self.runtime.cluster_arn, &run_id).await {
+                Ok(Some(task)) => {
+                    let mut response = self.started(&run_id, container, &task.task_arn);
+                    response.message = format!("already started for this request_id: {}", response.message);
+                    return response;
+                }
+                Ok(None) => {}
+                Err(e) => return aws_error(Some(run_id), &e),
+            }
+        }
+        let body = &request.body;
+        let mut tags = vec![
+            ("action".to_owned(), tag_value(body.action().as_str())),
+            ("actor".to_owned(), tag_value(&request.actor)),
+            ("run-id".to_owned(), tag_value(&run_id)),
+        ];
+        for (key, value) in [("repo", body.repo()), ("ref", body.git_ref()), ("path", body.unit_path().unwrap_or(""))] {
+            if !value.is_empty() {
+                tags.push((key.to_owned(), tag_value(value)));
+            }
+        }
+        let mut command: Vec<String> = TASK_COMMAND.iter().map(|s| (*s).to_owned()).collect();
+        // The typed request, re-encoded: only validated fields reach the command.
+        command.push(request.to_json().to_string());
+        let run = RunTaskRequest {
+            cluster: self.runtime.cluster_arn.clone(),
+            task_definition: self.runtime.task_definitions.for_container(container).to_owned(),
+            launch_type: self.runtime.launch_type,
+            subnets: self.runtime.subnets.clone(),
+            security_groups: self.runtime.security_groups.clone(),
+            assign_public_ip: self.runtime.assign_public_ip,
+            container: self.runtime.container_name.clone(),
+            command,
+            environment: vec![("DEPLOY_RUNNER_RUN_ID".to_owned(), run_id.clone())],
+            started_by: STARTED_BY.to_owned(),
+            tags,
+            client_token,
+        };
+        match self.tasks.run_task(run).await {
+            Ok(result) => match (result.task_arn, result.failures.is_empty()) {
+                (Some(task_arn), true) => self.started(&run_id, container, &task_arn),
+                (_, _) => {
+                    let why = if result.failures.is_empty() {
+                        "ECS returned no task".to_owned()
+                    } else {
+                        result.failures.join("; ")
+                    };
+                    error(Some(run_id), "task_launch_failed", &format!("ECS did not start the task: {why}"))
+                }
+            },
+            Err(e) => aws_error(Some(run_id), &e),
+        }
+    }
+
+    fn started(&self, run_id: &str, container: Container, task_arn: &str) -> InvokeResponse {
+        InvokeResponse {
+            run_id: Some(run_id.to_owned()),
+            decision: "allow".into(),
+            reason: "ok".into(),
+            message: format!("started {} task {}", container.as_str(), task_id(task_arn)),
+            container: Some(container),
+            task_arn: Some(task_arn.to_owned()),
+            log_group: Some(self.runtime.log_group.clone()),
+            log_stream: Some(self.log_stream(task_arn)),
+            ..InvokeResponse::default()
+        }
+    }
+
+    fn log_stream(&self, task_arn: &str) -> String {
+        format!("{}/{}/{}", self.runtime.log_stream_prefix, self.runtime.container_name, task_id(task_arn))
+    }
+
+    async fn find(&self, query: &RunQuery) -> Result<TaskState, InvokeResponse> {
+        match self.tasks.find_run(&self.runtime.cluster_arn, &query.run_id).await {
+            Ok(Some(task)) => Ok(task),
+            Ok(None) => Err(error(Some(query.run_id.clone()), "run_not_found", "no task is known for this run_id")),
+            Err(e) => Err(aws_error(Some(query.run_id.clone()), &e)),
+        }
+    }
+
+    async fn status(&self, query: &RunQuery) -> InvokeResponse {
+        let task = match self.find(query).await {
+            Ok(task) => task,
+            Err(response) => return response,
+        };
+        let status = RunStatus::from_task(&task, &self.runtime.container_name);
+        InvokeResponse {
+            run_id: Some(query.run_id.clone()),
+            decision: "allow".into(),
+            reason: "ok".into(),
+            message: format!("run {} is {}", query.run_id, status.outcome),
+            task_arn: Some(task.task_arn.clone()),
+            log_group: Some(self.runtime.log_group.clone()),
+            log_stream: Some(self.log_stream(&task.task_arn)),
+            status: Some(status),
+            ..InvokeResponse::default()
+        }
+    }
+
+    async fn logs(&self, query: &RunQuery) -> InvokeResponse {
+        let task = match self.find(query).await {
+            Ok(task) => task,
+            Err(response) => return response,
+        };
+        let stream = self.log_stream(&task.task_arn);
+        match self.logs.read(&self.runtime.log_group, &stream, query.next_token.clone()).await {
+            Ok(page) => InvokeResponse {
+                run_id: Some(query.run_id.clone()),
+                decision: "allow".into(),
+                reason: "ok".into(),
+                message: format!("{} line(s)", page.lines.len()),
+                task_arn: Some(task.task_arn.clone()),
+                log_group: Some(self.runtime.log_group.clone()),
+                log_stream: Some(stream),
+                lines: Some(page.lines),
+                next_token: page.next_token,
+                ..InvokeResponse::default()
+            },
+            Err(e) => aws_error(Some(query.run_id.clone()), &e),
+        }
+    }
+}
+
+fn error(run_id: Option<String>, reason: &str, message: &str) -> InvokeResponse {
+    InvokeResponse {
+        run_id,
+        decision: "error".into(),
+        reason: reason.into(),
+        message: message.into(),
+        ..Default::default()
+    }
+}
+
+fn aws_error(run_id: Option<String>, e: &PortError) -> InvokeResponse {
+    error(run_id, "aws_error", &format!("AWS refused or failed: {e}"))
+}

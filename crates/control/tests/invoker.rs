@@ -1,0 +1,230 @@
+//! The invoker's logic against in-memory ports (a real fake, as the memory store of serverless-rust-demo): every
+//! decision, the exact RunTask input, idempotency, status interpretation and the audit record.
+
+use deploy_runner_control::ports::{
+    ContainerState, LogPage, Logs, PortError, PortErrorKind, RunTaskRequest, RunTaskResponse, TaskState, Tasks,
+};
+use deploy_runner_control::{InvokeResponse, Invoker, InvokerConfig};
+use serde_json::json;
+use std::sync::Mutex;
+
+const LIVE: &str = "https://github.com/acme/infrastructure-live.git";
+
+#[derive(Default)]
+struct MemoryTasks {
+    started: Mutex<Vec<(RunTaskRequest, TaskState)>>,
+    fail_with: Mutex<Option<Result<RunTaskResponse, PortError>>>,
+}
+
+impl Tasks for MemoryTasks {
+    async fn run_task(&self, request: RunTaskRequest) -> Result<RunTaskResponse, PortError> {
+        if let Some(scripted) = self.fail_with.lock().expect("lock").clone() {
+            return scripted;
+        }
+        let mut started = self.started.lock().expect("lock");
+        let arn = format!("arn:aws:ecs:us-east-1:123:task/deploy/task{}", started.len());
+        let state = TaskState {
+            task_arn: arn.clone(),
+            last_status: "PROVISIONING".into(),
+            stop_code: None,
+            stopped_reason: None,
+            containers: vec![],
+        };
+        started.push((request, state));
+        Ok(RunTaskResponse { task_arn: Some(arn), failures: vec![] })
+    }
+
+    async fn find_run(&self, _cluster: &str, run_id: &str) -> Result<Option<TaskState>, PortError> {
+        let started = self.started.lock().expect("lock");
+        Ok(started
+            .iter()
+            .find(|(r, _)| r.tags.iter().any(|(k, v)| k == "run-id" && v == run_id))
+            .map(|(_, state)| state.clone()))
+    }
+}
+
+struct MemoryLogs;
+
+impl Logs for MemoryLogs {
+    async fn read(&self, group: &str, stream: &str, next_token: Option<String>) -> Result<LogPage, PortError> {
+        Ok(LogPage {
+            lines: vec![format!("{group} {stream} from {}", next_token.as_deref().unwrap_or("start"))],
+            next_token: Some("next-1".into()),
+        })
+    }
+}
+
+fn config() -> InvokerConfig {
+    let policy: serde_json::Value =
+        serde_json::from_str(include_str!("../../../examples/policy.json")).expect("policy");
+    let document = json!({
+        "policy": policy,
+        "runtime": {
+            "cluster_arn": "arn:aws:ecs:us-east-1:123:cluster/deploy",
+            "subnets": ["subnet-1"], "security_groups": ["sg-1"],
+            "task_definitions": {"planner": "planner:1", "applier": "applier:1", "image-builder": "builder:1"},
+            "log_group": "/deploy-runner/tasks", "log_stream_prefix": "deploy"
+        }
+    });
+    InvokerConfig::from_json(&document.to_string()).expect("valid config")
+}
+
+fn invoker() -> Invoker<MemoryTasks, MemoryLogs> {
+    Invoker::new(config(), MemoryTasks::default(), MemoryLogs)
+}
+
+async fn call(invoker: &Invoker<MemoryTasks, MemoryLogs>, body: serde_json::Value) -> InvokeResponse {
+    invoker.handle(body.to_string().as_bytes(), b"nonce").await.0
+}
+
+fn apply(request_id: &str) -> serde_json::Value {
+    json!({"action": "apply", "actor": "octocat", "request_id": request_id, "repo": LIVE, "ref": "main",
+           "path": "dev/us-east-1/dev/vpc"})
+}
+
+#[tokio::test]
+async fn an_allowed_request_starts_exactly_the_validated_task() {
+    let invoker = invoker();
+    let response = call(&invoker, apply("gh-42-1")).await;
+    assert_eq!((response.decision.as_str(), response.reason.as_str()), ("allow", "ok"), "{response:?}");
+    let run_id = response.run_id.clone().expect("run id");
+    assert_eq!(response.log_stream.as_deref(), Some("deploy/runner/task0"));
+    let started = invoker_tasks(&invoker);
+    assert_eq!(started.len(), 1);
+    let run = &started[0];
+    assert_eq!(run.task_definition, "applier:1");
+    assert_eq!(run.started_by, "deploy-runner");
+    assert_eq!(run.container, "runner");
+    assert_eq!(&run.command[..3], ["deploy-runner-task", "run", "--request"]);
+    let passed: serde_json::Value = serde_json::from_str(&run.command[3]).expect("json");
+    assert_eq!(passed, apply("gh-42-1"), "the typed request, re-encoded, and nothing else");
+    assert_eq!(run.environment, [("DEPLOY_RUNNER_RUN_ID".to_owned(), run_id.clone())]);
+    let tags: std::collections::BTreeMap<_, _> = run.tags.iter().cloned().collect();
+    assert_eq!(tags["action"], "apply");
+    assert_eq!(tags["repo"], LIVE);
+    assert_eq!(tags["ref"], "main");
+    assert_eq!(tags["path"], "dev/us-east-1/dev/vpc");
+    assert_eq!(tags["actor"], "octocat");
+    assert_eq!(tags["run-id"], run_id);
+    assert!(run.client_token.len() <= 64);
+}
+
+fn invoker_tasks(invoker: &Invoker<MemoryTasks, MemoryLogs>) -> Vec<RunTaskRequest> {
+    invoker_ports(invoker).started.lock().expect("lock").iter().map(|(r, _)| r.clone()).collect()
+}
+
+fn invoker_ports(invoker: &Invoker<MemoryTasks, MemoryLogs>) -> &MemoryTasks {
+    invoker.tasks()
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_request_id_starts_nothing_new() {
+    let invoker = invoker();
+    let first = call(&invoker, apply("gh-42-1")).await;
+    let second = call(&invoker, apply("gh-42-1")).await;
+    assert_eq!(first.run_id, second.run_id);
+    assert_eq!(first.task_arn, second.task_arn);
+    assert!(second.message.starts_with("already started"), "{}", second.message);
+    assert_eq!(invoker_tasks(&invoker).len(), 1);
+    let third = call(&invoker, apply("gh-42-2")).await;
+    assert_ne!(third.run_id, first.run_id);
+    assert_eq!(invoker_tasks(&invoker).len(), 2);
+}
+
+#[tokio::test]
+async fn denials_and_malformed_requests_start_nothing_and_are_audited() {
+    let invoker = invoker();
+    let mut guarded = apply("gh-1");
+    guarded["path"] = json!("dev/us-east-1/mgmt/ecs-deploy-runner");
+    let (response, audit) = invoker.handle(guarded.to_string().as_bytes(), b"n").await;
+    assert_eq!((response.decision.as_str(), response.reason.as_str()), ("deny", "path_guarded"));
+    assert_eq!(audit.decision, "deny");
+    assert_eq!(audit.path, "dev/us-east-1/mgmt/ecs-deploy-runner");
+    assert_eq!(audit.actor, "octocat");
+    let (response, audit) = invoker.handle(b"{\"action\": ", b"n").await;
+    assert_eq!(response.reason, "malformed_request");
+    assert_eq!(
+        (audit.event, audit.decision.as_str(), audit.reason.as_str()),
+        ("decision", "deny", "malformed_request")
+    );
+    assert!(invoker_tasks(&invoker).is_empty());
+}
+
+#[tokio::test]
+async fn launch_failures_are_reported_with_ecs_reason() {
+    let invoker = invoker();
+    *invoker_ports(&invoker).fail_with.lock().expect("lock") =
+        Some(Ok(RunTaskResponse { task_arn: None, failures: vec!["arn:x: RESOURCE:MEMORY".into()] }));
+    let response = call(&invoker, apply("a")).await;
+    assert_eq!((response.decision.as_str(), response.reason.as_str()), ("error", "task_launch_failed"));
+    assert!(response.message.contains("RESOURCE:MEMORY"));
+    *invoker_ports(&invoker).fail_with.lock().expect("lock") = Some(Err(PortError {
+        kind: PortErrorKind::AccessDenied,
+        message: "not authorized to perform ecs:RunTask".into(),
+    }));
+    let response = call(&invoker, apply("b")).await;
+    assert_eq!(response.reason, "aws_error");
+    assert!(response.message.contains("ecs:RunTask"));
+}
+
+#[tokio::test]
+async fn status_reads_the_named_container_and_a_missing_exit_code_is_failure() {
+    let invoker = invoker();
+    let run_id = call(&invoker, apply("s")).await.run_id.expect("run");
+    let set = |status: &str, containers: Vec<ContainerState>| {
+        let mut started = invoker_ports(&invoker).started.lock().expect("lock");
+        started[0].1.last_status = status.into();
+        started[0].1.containers = containers;
+    };
+    let container = |name: &str, exit: Option<i32>| ContainerState { name: name.into(), exit_code: exit, reason: None };
+    let cases = [
+        ("RUNNING", vec![container("runner", None)], "running", None),
+        ("STOPPED", vec![container("sidecar", Some(0)), container("runner", Some(0))], "succeeded", Some(0)),
+        ("STOPPED", vec![container("sidecar", Some(0)), container("runner", Some(1))], "failed", Some(1)),
+        ("STOPPED", vec![container("sidecar", Some(0)), container("runner", None)], "failed", None),
+        ("STOPPED", vec![], "failed", None),
+        ("PROVISIONING", vec![], "pending", None),
+    ];
+    for (last, containers, outcome, exit) in cases {
+        set(last, containers);
+        let response = call(&invoker, json!({"action": "status", "actor": "ci", "run_id": run_id})).await;
+        let status = response.status.expect("status");
+        assert_eq!((status.outcome, status.exit_code), (outcome, exit), "{last}");
+    }
+    let missing = call(&invoker, json!({"action": "status", "actor": "ci", "run_id": "run-nope"})).await;
+    assert_eq!((missing.decision.as_str(), missing.reason.as_str()), ("error", "run_not_found"));
+}
+
+#[tokio::test]
+async fn logs_page_through_the_runs_stream() {
+    let invoker = invoker();
+    let run_id = call(&invoker, apply("l")).await.run_id.expect("run");
+    let page = call(&invoker, json!({"action": "logs", "actor": "ci", "run_id": run_id, "next_token": "t-0"})).await;
+    assert_eq!(page.lines, Some(vec!["/deploy-runner/tasks deploy/runner/task0 from t-0".to_owned()]));
+    assert_eq!(page.next_token.as_deref(), Some("next-1"));
+}
+
+#[test]
+fn bad_configuration_fails_with_a_clear_message() {
+    let good: serde_json::Value = serde_json::from_str(
+        &json!({"policy": serde_json::from_str::<serde_json::Value>(include_str!("../../../examples/policy.json")).expect("p"),
+                "runtime": {"cluster_arn": "c", "subnets": ["s"], "security_groups": [], "log_group": "g",
+                            "log_stream_prefix": "p",
+                            "task_definitions": {"planner": "a", "applier": "b", "image-builder": "c"}}})
+        .to_string(),
+    )
+    .expect("json");
+    assert!(InvokerConfig::from_json(&good.to_string()).is_ok());
+    let mutations: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+        ("no subnets", Box::new(|v| v["runtime"]["subnets"] = json!([])), "needs at least one subnet"),
+        ("unknown field", Box::new(|v| v["runtime"]["extra"] = json!(1)), "unknown field `extra`"),
+        ("bad policy", Box::new(|v| v["policy"]["path_guards"] = json!(["("])), "path_guards[0]"),
+        ("empty cluster", Box::new(|v| v["runtime"]["cluster_arn"] = json!("")), "cluster_arn must not be empty"),
+    ];
+    for (name, mutate, needle) in mutations {
+        let mut doc = good.clone();
+        mutate(&mut doc);
+        let err = InvokerConfig::from_json(&doc.to_string()).expect_err(name).to_string();
+        assert!(err.contains(needle), "{name}: {err}");
+    }
+}
