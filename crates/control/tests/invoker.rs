@@ -215,7 +215,8 @@ fn bad_configuration_fails_with_a_clear_message() {
     )
     .expect("json");
     assert!(InvokerConfig::from_json(&good.to_string()).is_ok());
-    let mutations: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+    let mutations: Vec<(&str, Mutation, &str)> = vec![
         ("no subnets", Box::new(|v| v["runtime"]["subnets"] = json!([])), "needs at least one subnet"),
         ("unknown field", Box::new(|v| v["runtime"]["extra"] = json!(1)), "unknown field `extra`"),
         ("bad policy", Box::new(|v| v["policy"]["path_guards"] = json!(["("])), "path_guards[0]"),

@@ -1,0 +1,197 @@
+//! The invoker against a real AWS API emulator (moto 5.2.5, started on a free loopback port by
+//! `tests/helpers/moto_server.py`): the exact RunTask overrides, denials starting nothing, idempotent retries,
+//! status from real DescribeTasks answers, logs from CloudWatch, and a canary secret that never leaks.
+
+mod common;
+
+use common::*;
+use deploy_runner_aws::{CloudWatchLogs, EcsTasks};
+use deploy_runner_control::{InvokeResponse, Invoker, InvokerConfig};
+use serde_json::{json, Value};
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+
+const CANARY: &str = "ghp_CANARY_moto_s3cr3t_value";
+const LIVE: &str = "https://github.com/acme/infrastructure-live.git";
+
+struct Moto {
+    child: Child,
+    setup: Value,
+    control: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn start_moto() -> Moto {
+    let python = workspace_root().join(".tools/venv/bin/python");
+    assert!(python.exists(), "the project venv is missing: run `make tools` (make test does)");
+    let (port, control) = (free_port(), free_port());
+    let mut child = Command::new(python)
+        .arg(repo_file("tests/helpers/moto_server.py"))
+        .args([port.to_string(), control.to_string(), CANARY.to_owned()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("setup line");
+    let setup: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("moto helper said {line:?}: {e}"));
+    Moto { child, setup, control }
+}
+
+async fn sdk_config(moto: &Moto) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto.setup["endpoint"].as_str().expect("endpoint"))
+        .region(aws_sdk_ecs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new("testing", "testing", None, None, "moto"))
+        .load()
+        .await
+}
+
+fn invoker_config(moto: &Moto) -> InvokerConfig {
+    let policy: Value = serde_json::from_str(include_str!("../../examples/policy.json")).expect("policy");
+    let defs = &moto.setup["task_definitions"];
+    InvokerConfig::from_json(
+        &json!({"policy": policy, "runtime": {
+            "cluster_arn": moto.setup["cluster_arn"], "subnets": [moto.setup["subnet"]],
+            "security_groups": [moto.setup["security_group"]],
+            "task_definitions": {"planner": defs["planner"], "applier": defs["applier"], "image-builder": defs["image-builder"]},
+            "log_group": moto.setup["log_group"], "log_stream_prefix": "deploy"}})
+        .to_string(),
+    )
+    .expect("config")
+}
+
+fn set_task(moto: &Moto, task_arn: &str, exit_code: Value) {
+    let body = json!({"task_arn": task_arn, "last_status": "STOPPED", "exit_code": exit_code,
+                      "stop_code": "EssentialContainerExited", "stopped_reason": "Essential container in task exited"})
+    .to_string();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", moto.control)).expect("control");
+    use std::io::{Read, Write};
+    write!(stream, "POST / HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}", body.len()).expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    assert!(answer.starts_with("HTTP/1.0 204"), "{answer}");
+}
+
+fn plan(request_id: &str) -> Value {
+    json!({"action": "plan", "actor": "octocat", "request_id": request_id, "repo": LIVE, "ref": "feature/x",
+           "path": "dev/us-east-1/dev/vpc"})
+}
+
+async fn call(invoker: &Invoker<EcsTasks, CloudWatchLogs>, body: &Value, seen: &mut Vec<String>) -> InvokeResponse {
+    let (response, audit) = invoker.handle(body.to_string().as_bytes(), b"moto").await;
+    seen.push(serde_json::to_string(&response).expect("json"));
+    seen.push(serde_json::to_string(&audit).expect("json"));
+    response
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invoker_against_moto() {
+    let moto = start_moto();
+    let aws = sdk_config(&moto).await;
+    let invoker = Invoker::new(invoker_config(&moto), EcsTasks::from_config(&aws), CloudWatchLogs::from_config(&aws));
+    let ecs = aws_sdk_ecs::Client::new(&aws);
+    let cluster = moto.setup["cluster_arn"].as_str().expect("cluster");
+    let count = || async { ecs.list_tasks().cluster(cluster).send().await.expect("list").task_arns().len() };
+    let mut seen = Vec::new();
+
+    // A denial starts nothing.
+    let mut denied = plan("gh-1-1");
+    denied["repo"] = json!("https://github.com/acme/infrastructure-live.git.evil.com");
+    let response = call(&invoker, &denied, &mut seen).await;
+    assert_eq!((response.decision.as_str(), response.reason.as_str()), ("deny", "repo_not_allowed"));
+    assert_eq!(count().await, 0);
+
+    // An allowed plan starts the planner with exactly the validated request.
+    let response = call(&invoker, &plan("gh-2-1"), &mut seen).await;
+    assert_eq!(response.decision, "allow", "{response:?}");
+    let task_arn = response.task_arn.clone().expect("task");
+    let run_id = response.run_id.clone().expect("run");
+    let described = ecs
+        .describe_tasks()
+        .cluster(cluster)
+        .tasks(&task_arn)
+        .include(aws_sdk_ecs::types::TaskField::Tags)
+        .send()
+        .await
+        .expect("describe");
+    let task = &described.tasks()[0];
+    assert_eq!(task.started_by(), Some("deploy-runner"));
+    assert_eq!(task.task_definition_arn(), moto.setup["task_definitions"]["planner"].as_str());
+    let overrides = &task.overrides().expect("overrides").container_overrides()[0];
+    assert_eq!(overrides.name(), Some("runner"));
+    let command = overrides.command();
+    assert_eq!(&command[..3], ["deploy-runner-task", "run", "--request"]);
+    assert_eq!(serde_json::from_str::<Value>(&command[3]).expect("json"), plan("gh-2-1"));
+    assert_eq!(command.len(), 4);
+    let env: Vec<(&str, &str)> =
+        overrides.environment().iter().map(|kv| (kv.name().unwrap_or(""), kv.value().unwrap_or(""))).collect();
+    assert_eq!(env, [("DEPLOY_RUNNER_RUN_ID", run_id.as_str())]);
+    let tags: std::collections::BTreeMap<&str, &str> =
+        task.tags().iter().map(|t| (t.key().unwrap_or(""), t.value().unwrap_or(""))).collect();
+    assert_eq!(tags.get("run-id"), Some(&run_id.as_str()));
+    assert_eq!(tags.get("action"), Some(&"plan"));
+    assert_eq!(tags.get("repo"), Some(&LIVE));
+    assert_eq!(tags.get("path"), Some(&"dev/us-east-1/dev/vpc"));
+    assert_eq!(count().await, 1);
+
+    // The same request_id again: the same run, no second task.
+    let again = call(&invoker, &plan("gh-2-1"), &mut seen).await;
+    assert_eq!((again.run_id.as_deref(), again.task_arn.as_deref()), (Some(run_id.as_str()), Some(task_arn.as_str())));
+    assert_eq!(count().await, 1);
+
+    // Status, from what ECS says: exit 0, exit 1, and STOPPED with no exit code (a failure).
+    let status = json!({"action": "status", "actor": "ci", "run_id": run_id});
+    for (exit, outcome) in [(json!(0), "succeeded"), (json!(1), "failed"), (Value::Null, "failed")] {
+        set_task(&moto, &task_arn, exit.clone());
+        let response = call(&invoker, &status, &mut seen).await;
+        let got = response.status.expect("status");
+        assert_eq!((got.last_status.as_str(), got.outcome), ("STOPPED", outcome), "exit {exit}");
+        assert_eq!(got.exit_code, exit.as_i64().map(|e| e as i32));
+        assert_eq!(got.stop_code.as_deref(), Some("EssentialContainerExited"));
+    }
+
+    // Logs: the run's own stream, paged.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws);
+    let stream = response.log_stream.clone().expect("stream");
+    assert_eq!(stream, format!("deploy/runner/{}", task_arn.rsplit('/').next().expect("id")));
+    logs.create_log_stream()
+        .log_group_name("/deploy-runner/tasks")
+        .log_stream_name(&stream)
+        .send()
+        .await
+        .expect("stream");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_millis() as i64;
+    let mut put = logs.put_log_events().log_group_name("/deploy-runner/tasks").log_stream_name(&stream);
+    for (i, line) in ["[dev/us-east-1/dev/vpc] Plan: 1 to add, 0 to change, 0 to destroy.", "done"].iter().enumerate() {
+        put = put.log_events(
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(now + i as i64)
+                .message(*line)
+                .build()
+                .expect("event"),
+        );
+    }
+    put.send().await.expect("put");
+    let page = call(&invoker, &json!({"action": "logs", "actor": "ci", "run_id": run_id}), &mut seen).await;
+    assert_eq!(page.lines.as_deref().map(|l| l.len()), Some(2), "{page:?}");
+    assert!(page.lines.expect("lines")[0].contains("Plan: 1 to add"));
+    assert!(page.next_token.is_some());
+
+    // An unknown run.
+    let missing = call(&invoker, &json!({"action": "status", "actor": "ci", "run_id": "run-unknown"}), &mut seen).await;
+    assert_eq!(missing.reason, "run_not_found");
+
+    // The secret's value reached no response and no audit record.
+    assert!(seen.iter().all(|s| !s.contains(CANARY)), "the canary leaked");
+}
