@@ -17,7 +17,7 @@ MOTO := $(VENV)/.moto-$(MOTO_VERSION)
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build demo tools test lambda bench bench-changes fuzz lint clean-tools
+.PHONY: all build demo tools test lambda bench bench-changes bench-cold-start fuzz lint clean-tools
 
 all: test
 
@@ -43,7 +43,7 @@ $(MOTO): $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "moto[server]==$(MOTO_VERSION)"
 	touch $@
 
-tools: $(TERRAFORM) $(MOTO)
+tools: $(TERRAFORM) $(MOTO) $(CARGO_LAMBDA)
 
 # cargo-lambda from the Python registry (cargo install takes too long here), with zig for cross-linking.
 $(CARGO_LAMBDA): $(VENV)/bin/python
@@ -78,3 +78,6 @@ clean-tools:
 
 bench-changes:
 	$(CARGO) bench --locked -p deploy-runner-e2e --bench changes_scale
+
+bench-cold-start: $(MOTO)
+	$(CARGO) bench --locked -p deploy-runner-e2e --bench cold_start

@@ -4,84 +4,12 @@
 
 mod common;
 
-use common::*;
+use common::moto::{invoker_config, sdk_config, set_task, start_moto, CANARY};
 use deploy_runner_aws::{CloudWatchLogs, EcsTasks};
-use deploy_runner_control::{InvokeResponse, Invoker, InvokerConfig};
+use deploy_runner_control::{InvokeResponse, Invoker};
 use serde_json::{json, Value};
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
 
-const CANARY: &str = "ghp_CANARY_moto_s3cr3t_value";
 const LIVE: &str = "https://github.com/acme/infrastructure-live.git";
-
-struct Moto {
-    child: Child,
-    setup: Value,
-    control: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn start_moto() -> Moto {
-    let python = workspace_root().join(".tools/venv/bin/python");
-    assert!(python.exists(), "the project venv is missing: run `make tools` (make test does)");
-    let (port, control) = (free_port(), free_port());
-    let mut child = Command::new(python)
-        .arg(repo_file("tests/helpers/moto_server.py"))
-        .args([port.to_string(), control.to_string(), CANARY.to_owned()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("setup line");
-    let setup: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("moto helper said {line:?}: {e}"));
-    Moto { child, setup, control }
-}
-
-async fn sdk_config(moto: &Moto) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto.setup["endpoint"].as_str().expect("endpoint"))
-        .region(aws_sdk_ecs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new("testing", "testing", None, None, "moto"))
-        .load()
-        .await
-}
-
-fn invoker_config(moto: &Moto) -> InvokerConfig {
-    let policy: Value = serde_json::from_str(include_str!("../../examples/policy.json")).expect("policy");
-    let defs = &moto.setup["task_definitions"];
-    InvokerConfig::from_json(
-        &json!({"policy": policy, "runtime": {
-            "cluster_arn": moto.setup["cluster_arn"], "subnets": [moto.setup["subnet"]],
-            "security_groups": [moto.setup["security_group"]],
-            "task_definitions": {"planner": defs["planner"], "applier": defs["applier"], "image-builder": defs["image-builder"]},
-            "log_group": moto.setup["log_group"], "log_stream_prefix": "deploy"}})
-        .to_string(),
-    )
-    .expect("config")
-}
-
-fn set_task(moto: &Moto, task_arn: &str, exit_code: Value) {
-    let body = json!({"task_arn": task_arn, "last_status": "STOPPED", "exit_code": exit_code,
-                      "stop_code": "EssentialContainerExited", "stopped_reason": "Essential container in task exited"})
-    .to_string();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", moto.control)).expect("control");
-    use std::io::{Read, Write};
-    write!(stream, "POST / HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}", body.len()).expect("write");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read");
-    assert!(answer.starts_with("HTTP/1.0 204"), "{answer}");
-}
 
 fn plan(request_id: &str) -> Value {
     json!({"action": "plan", "actor": "octocat", "request_id": request_id, "repo": LIVE, "ref": "feature/x",

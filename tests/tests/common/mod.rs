@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: locating the built binaries and the repo's example files.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
