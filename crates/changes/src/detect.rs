@@ -114,7 +114,7 @@ pub fn detect_changes(
         let head_snapshot = repo.snapshot(&head, true);
         let base_snapshot = match base_job {
             Some(job) => job.join().unwrap_or_else(|_| Err(std::io::Error::other("panicked").into())),
-            None => Ok(Snapshot::new(HashMap::new(), Box::new(crate::snapshot::MemorySource::default()))),
+            None => Ok(Snapshot::empty()),
         };
         (head_snapshot, base_snapshot)
     });

@@ -82,6 +82,11 @@ impl Snapshot {
         Snapshot { entries, dirs, has_symlinks, source }
     }
 
+    /// A snapshot with no files (the base of a range that only adds).
+    pub fn empty() -> Snapshot {
+        Snapshot::new(HashMap::new(), Box::new(MemorySource::default()))
+    }
+
     /// Every file and symlink path, unsorted.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
