@@ -411,3 +411,19 @@ fn the_token_is_used_through_a_helper_never_argv_url_or_config() {
     let grep = Command::new("grep").args(["-r", "-l", CANARY]).arg(workdir.path()).output().expect("grep");
     assert!(grep.stdout.is_empty(), "token written to {}", String::from_utf8_lossy(&grep.stdout));
 }
+
+#[test]
+fn update_variable_given_a_sha_edits_the_apply_ref_it_is_on() {
+    let remote = Remote::new();
+    remote.work.write("dev/us-east-1/dev/app/terragrunt.hcl", "inputs = {\n  image_version = \"v1\"\n}\n");
+    let sha = remote.push("pin", "main");
+    let mut update = request(&remote, "update-variable", &sha, "dev/us-east-1/dev/app");
+    update["variable"] = json!("image_version");
+    update["value"] = json!("v2");
+    let output = run_task(&remote, update, json!({}));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(text(&output).contains(&format!("verified: {sha} is reachable from main")));
+    remote.work.git(&["fetch", "-q", "origin"]);
+    let file = remote.work.git(&["show", "origin/main:dev/us-east-1/dev/app/terragrunt.hcl"]);
+    assert!(file.contains("image_version = \"v2\""), "{file}");
+}

@@ -189,10 +189,10 @@ impl Task {
     }
 
     /// For apply-class requests: the commit must be on an apply ref, so "apply what was planned" can't be used to
-    /// apply an unreviewed commit.
-    fn verify_on_apply_ref(&self, repo: &Repo, commit: &str, git_ref: &str) -> Result<(), TaskError> {
+    /// apply an unreviewed commit. Returns the apply ref it is on.
+    fn verify_on_apply_ref(&self, repo: &Repo, commit: &str, git_ref: &str) -> Result<String, TaskError> {
         if self.env.policy.is_apply_ref(git_ref) {
-            return Ok(());
+            return Ok(git_ref.to_owned());
         }
         for apply_ref in &self.env.policy.document().apply_refs {
             if repo.fetch_branch(apply_ref, None).is_err() {
@@ -200,7 +200,7 @@ impl Task {
             }
             if repo.is_ancestor(commit, &format!("refs/remotes/origin/{apply_ref}"))? {
                 self.say(&format!("verified: {commit} is reachable from {apply_ref}"));
-                return Ok(());
+                return Ok(apply_ref.clone());
             }
         }
         Err(TaskError::Refused(format!(
@@ -369,13 +369,8 @@ impl Task {
     fn update_variable(&self, update: &VariableUpdate, request: &Request) -> Result<i32, TaskError> {
         let repo = self.open_repo(&update.repo, "repo")?;
         let commit = self.fetch_ref(&repo, &update.git_ref, true)?;
-        self.verify_on_apply_ref(&repo, &commit, &update.git_ref)?;
         // Edit the tip of the apply ref the commit is on (the ref itself when a branch was given).
-        let branch = if self.env.policy.is_apply_ref(&update.git_ref) {
-            update.git_ref.clone()
-        } else {
-            self.env.policy.document().apply_refs.first().cloned().unwrap_or_default()
-        };
+        let branch = self.verify_on_apply_ref(&repo, &commit, &update.git_ref)?;
         let attempts = self.env.config.push_attempts.max(1);
         for attempt in 1..=attempts {
             repo.fetch_branch(&branch, None)?;
