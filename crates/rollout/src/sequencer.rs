@@ -159,7 +159,7 @@ pub fn execute(
             continue;
         }
         let wave = state.plan[index].clone();
-        if approvals.iter().any(|a| *a == wave.account) {
+        if approvals.contains(&wave.account) {
             state.waves[index].status = WaveStatus::AwaitingApproval;
             store.save(state)?;
             let (status, detail) = match approver.approve(&state.run_id, &wave) {
