@@ -4,6 +4,7 @@
 //! in-process (and that the Step Functions definition mirrors), over ports for running a wave, asking for an
 //! approval and persisting state.
 
+pub mod asl;
 pub mod sequencer;
 pub mod waves;
 
