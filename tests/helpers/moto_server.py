@@ -8,6 +8,7 @@ moto always reports exit code 0, and the tests need non-zero and missing exit co
 Usage: python moto_server.py PORT CONTROL_PORT CANARY
 """
 import json
+import os
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -16,6 +17,7 @@ from moto.ecs.models import ecs_backends
 from moto.server import ThreadedMotoServer
 
 port, control_port, canary = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+os.environ["MOTO_PORT"] = str(port)  # moto's Step Functions interpreter calls back into this server
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
 server.start()
 endpoint = f"http://127.0.0.1:{port}"
