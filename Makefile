@@ -26,7 +26,7 @@ all: test
 build:
 	$(CARGO) build --locked --bins --workspace
 
-demo: build tools
+demo: build $(TERRAFORM)
 	@scripts/demo-check.sh $(BIN)/deploy-runner
 	@scripts/demo-changes.sh $(BIN)
 
