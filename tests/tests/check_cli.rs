@@ -131,3 +131,25 @@ fn text_format_is_one_readable_line() {
     assert!(stdout.starts_with("DENY (path_guarded): "), "{stdout}");
     assert_eq!(stdout.lines().count(), 1);
 }
+
+#[test]
+fn describe_lists_every_action_with_its_fields_and_container() {
+    let output = deploy_runner().args(["describe", "--format", "json"]).output().expect("run");
+    assert_eq!(output.status.code(), Some(0));
+    let json = stdout_json(&output);
+    let actions = json["actions"].as_array().expect("actions");
+    let find = |name: &str| actions.iter().find(|a| a["action"] == name).unwrap_or_else(|| panic!("{name} missing"));
+    assert_eq!(actions.len(), 11);
+    assert_eq!(find("apply")["containers"], serde_json::json!(["applier"]));
+    assert_eq!(find("plan-destroy")["fields"], serde_json::json!(["repo", "ref", "path", "source_ref"]));
+    assert_eq!(find("build-image")["containers"], serde_json::json!(["image-builder"]));
+    assert_eq!(find("rollout")["containers"], serde_json::json!(["planner", "applier"]));
+    assert_eq!(find("status")["containers"], serde_json::json!([]));
+    let text = deploy_runner().args(["describe", "--format", "text"]).output().expect("run");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("update-variable") && l.contains("applier") && l.contains("variable, value")),
+        "{text}"
+    );
+}

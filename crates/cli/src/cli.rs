@@ -21,6 +21,16 @@ pub enum Command {
     Changes(ChangesArgs),
     /// Units of a checkout, optionally only those reading given files.
     Units(UnitsArgs),
+    /// The actions the gate knows: what each requires and which container runs it.
+    Describe(DescribeArgs),
+}
+
+/// Flags of `deploy-runner describe`.
+#[derive(Debug, clap::Args)]
+pub struct DescribeArgs {
+    /// Output format (default: text on a terminal, json otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 }
 
 /// Flags of `deploy-runner changes`.

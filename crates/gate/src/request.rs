@@ -75,6 +75,35 @@ impl Action {
         Action::ALL.into_iter().find(|a| a.as_str() == name)
     }
 
+    /// What the action does, in a line (for `deploy-runner describe`).
+    pub fn summary(self) -> &'static str {
+        match self {
+            Action::Plan => "terragrunt/terraform plan in one unit",
+            Action::Validate => "terragrunt/terraform validate in one unit",
+            Action::PlanDestroy => "plan the destroy of a unit deleted at ref, from source_ref where it still exists",
+            Action::Apply => "apply one unit at an apply ref or a full SHA on one",
+            Action::Destroy => "destroy a unit deleted at ref, from source_ref (an ancestor of ref)",
+            Action::UpdateVariable => "set one input variable of a unit, commit and push to the apply ref",
+            Action::BuildImage => "build and push an app image with kaniko",
+            Action::BuildAmi => "build an AMI with packer and print its id",
+            Action::Rollout => "plan or apply units in account waves, in deploy order",
+            Action::Status => "where a run is and how it ended (answered by the invoker)",
+            Action::Logs => "a page of a run's log lines (answered by the invoker)",
+        }
+    }
+
+    /// The containers that may run the action (a rollout's depends on its mode; read-only actions start none).
+    pub fn containers(self) -> &'static [crate::Container] {
+        use crate::Container::{Applier, ImageBuilder, Planner};
+        match self {
+            Action::Plan | Action::Validate | Action::PlanDestroy => &[Planner],
+            Action::Apply | Action::Destroy | Action::UpdateVariable => &[Applier],
+            Action::BuildImage | Action::BuildAmi => &[ImageBuilder],
+            Action::Rollout => &[Planner, Applier],
+            Action::Status | Action::Logs => &[],
+        }
+    }
+
     /// The fields the action takes besides the common `action`, `actor` and `request_id`.
     pub fn fields(self) -> &'static [&'static str] {
         match self {

@@ -2,6 +2,7 @@
 
 mod changes;
 mod check;
+mod describe;
 mod units;
 
 use crate::cli::{Cli, Command};
@@ -13,5 +14,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args),
         Command::Changes(args) => changes::run(args),
         Command::Units(args) => units::run(args),
+        Command::Describe(args) => describe::run(args),
     }
 }
