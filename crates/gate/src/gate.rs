@@ -5,7 +5,7 @@
 
 use crate::decision::{quote, Container, Decision, Reason, Verdict};
 use crate::policy::Policy;
-use crate::request::{Action, ActionRequest, ChangeKind, Request, RolloutMode};
+use crate::request::{Action, ActionRequest, ChangeKind, Request};
 use crate::syntax;
 
 /// Most units one rollout may carry.
@@ -103,25 +103,16 @@ impl Gate {
         }
         self.check_repo(action, body.repo())?;
         check_ref_field("ref", body.git_ref())?;
-        let container = match body {
-            ActionRequest::Plan(_) | ActionRequest::Validate(_) => Container::Planner,
-            ActionRequest::PlanDestroy(t) => {
-                check_ref_field("source_ref", &t.source_ref)?;
-                Container::Planner
-            }
-            ActionRequest::Apply(_) => {
-                self.check_apply_ref(body.git_ref())?;
-                Container::Applier
-            }
-            ActionRequest::Destroy(t) => {
-                self.check_apply_ref(body.git_ref())?;
-                check_ref_field("source_ref", &t.source_ref)?;
-                Container::Applier
-            }
-            ActionRequest::UpdateVariable(_) => {
-                self.check_apply_ref(body.git_ref())?;
-                Container::Applier
-            }
+        // The container comes from the action's own table; the applier is exactly the apply class, whose ref must
+        // be an apply ref or a full SHA.
+        let Some(container) = body.container() else {
+            return Ok(Admitted { request: request.clone(), container: None, account: None });
+        };
+        if container == Container::Applier {
+            self.check_apply_ref(body.git_ref())?;
+        }
+        match body {
+            ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => check_ref_field("source_ref", &t.source_ref)?,
             ActionRequest::BuildImage(b) => {
                 if let Err(why) = syntax::check_context_path(&b.context_path) {
                     deny(Reason::PathInvalid, format!("context_path {}: {why}", quote(&b.context_path)))?;
@@ -129,7 +120,6 @@ impl Gate {
                 if let Err(why) = syntax::check_image_tag(&b.tag) {
                     deny(Reason::FieldInvalid, format!("tag {}: {why}", quote(&b.tag)))?;
                 }
-                Container::ImageBuilder
             }
             ActionRequest::BuildAmi(b) => {
                 for (field, path) in [("template_path", Some(&b.template_path)), ("var_file", b.var_file.as_ref())] {
@@ -137,24 +127,10 @@ impl Gate {
                         deny(Reason::PathInvalid, format!("{field} {}: {why}", quote(path.map_or("", |p| p))))?;
                     }
                 }
-                Container::ImageBuilder
             }
-            // Answered above; nothing to run.
-            ActionRequest::Status(_) | ActionRequest::Logs(_) => {
-                return Ok(Admitted { request: request.clone(), container: None, account: None })
-            }
-            ActionRequest::Rollout(r) => {
-                let container = match r.mode {
-                    RolloutMode::Plan => Container::Planner,
-                    RolloutMode::Apply => {
-                        self.check_apply_ref(&r.git_ref)?;
-                        Container::Applier
-                    }
-                };
-                self.check_rollout_units(r)?;
-                container
-            }
-        };
+            ActionRequest::Rollout(r) => self.check_rollout_units(r)?,
+            _ => {}
+        }
         let account = match body.unit_path() {
             Some(path) => Some(self.check_unit_paths(&[path])?.to_owned()),
             None => None,

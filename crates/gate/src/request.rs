@@ -334,6 +334,15 @@ impl ActionRequest {
         }
     }
 
+    /// The container that runs this request: the action's own, or for a rollout the one its mode needs.
+    pub fn container(&self) -> Option<crate::Container> {
+        match self {
+            ActionRequest::Rollout(r) if r.mode == RolloutMode::Plan => Some(crate::Container::Planner),
+            ActionRequest::Rollout(_) => Some(crate::Container::Applier),
+            _ => self.action().containers().first().copied(),
+        }
+    }
+
     /// The repo the action works on (`""` for read-only actions, which name only a run).
     pub fn repo(&self) -> &str {
         match self {
