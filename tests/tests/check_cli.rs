@@ -34,6 +34,8 @@ fn bundled_examples_get_their_documented_decisions() {
         ("14-variable-not-allowed", "deny", "variable_not_allowed", None),
         ("15-duplicate-key-smuggling", "deny", "malformed_request", None),
         ("16-unknown-action", "deny", "unknown_action", None),
+        ("17-approve-prod", "allow", "ok", None),
+        ("18-resume-rollout", "allow", "ok", None),
     ];
     let on_disk = std::fs::read_dir(repo_file("examples/requests")).expect("examples").count();
     assert_eq!(on_disk, expected.len(), "every bundled example has an expectation here");

@@ -97,9 +97,23 @@ impl Gate {
         self.check_common(request)?;
         let body = &request.body;
         let action = body.action();
-        if let ActionRequest::Status(query) | ActionRequest::Logs(query) = body {
-            check_run_query(query)?;
-            return Ok(Admitted { request: request.clone(), container: None, account: None });
+        match body {
+            ActionRequest::Status(query) | ActionRequest::Logs(query) | ActionRequest::Resume(query) => {
+                check_run_query(query)?;
+                if let Some(account) = &query.account {
+                    self.check_account_name(account)?;
+                }
+                return Ok(Admitted { request: request.clone(), container: None, account: query.account.clone() });
+            }
+            ActionRequest::Approve(answer) | ActionRequest::Reject(answer) => {
+                self.check_approval_answer(answer)?;
+                return Ok(Admitted {
+                    request: request.clone(),
+                    container: None,
+                    account: Some(answer.account.clone()),
+                });
+            }
+            _ => {}
         }
         self.check_repo(action, body.repo())?;
         check_ref_field("ref", body.git_ref())?;
@@ -264,11 +278,47 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// The account of a `logs` query must be one the policy knows.
+    fn check_account_name(&self, account: &str) -> Check {
+        if self.policy().account(account).is_none() {
+            deny(Reason::UnknownAccount, format!("account {} is not in the policy", quote(account)))?;
+        }
+        Ok(())
+    }
+
+    /// An approval answer names a valid run, an account whose wave waits for approvals, and a short comment.
+    fn check_approval_answer(&self, answer: &crate::request::ApprovalAnswer) -> Check {
+        check_run_id(&answer.run_id)?;
+        self.check_account_name(&answer.account)?;
+        if !self.policy().needs_approval(&answer.account) {
+            deny(
+                Reason::FieldInvalid,
+                format!("account {}: its waves need no approval (policy approval_accounts)", quote(&answer.account)),
+            )?;
+        }
+        if let Some(comment) = &answer.comment {
+            if comment.chars().count() > 200 || comment.chars().any(char::is_control) {
+                deny(
+                    Reason::FieldInvalid,
+                    format!("comment {}: at most 200 characters, no control characters", quote(comment)),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_run_id(run_id: &str) -> Check {
+    if syntax::check_request_id(run_id).is_err() {
+        deny(Reason::FieldInvalid, format!("run_id {}: must match ^[A-Za-z0-9_-]{{1,80}}$", quote(run_id)))?;
+    }
+    Ok(())
+}
+
 /// A run id has the request id's shape; a logs page token is printable ASCII.
 fn check_run_query(query: &crate::request::RunQuery) -> Check {
-    if syntax::check_request_id(&query.run_id).is_err() {
-        deny(Reason::FieldInvalid, format!("run_id {}: must match ^[A-Za-z0-9_-]{{1,80}}$", quote(&query.run_id)))?;
-    }
+    check_run_id(&query.run_id)?;
     if let Some(token) = &query.next_token {
         if token.is_empty() || token.len() > 1024 || !token.bytes().all(|b| b.is_ascii_graphic()) {
             deny(Reason::FieldInvalid, format!("next_token {}: 1-1024 printable ASCII characters", quote(token)))?;
@@ -286,8 +336,14 @@ fn check_ref_field(field: &str, value: &str) -> Check {
 
 fn describe_allowed(admitted: &Admitted) -> String {
     let body = &admitted.request.body;
-    if let ActionRequest::Status(q) | ActionRequest::Logs(q) = body {
-        return format!("{} of run {}", body.action(), q.run_id);
+    match body {
+        ActionRequest::Status(q) | ActionRequest::Logs(q) | ActionRequest::Resume(q) => {
+            return format!("{} of run {}", body.action(), q.run_id);
+        }
+        ActionRequest::Approve(a) | ActionRequest::Reject(a) => {
+            return format!("{} of account {} in run {}", body.action(), a.account, a.run_id);
+        }
+        _ => {}
     }
     let container = admitted.container.map_or("no", |c| c.as_str());
     let target = match body {

@@ -26,6 +26,6 @@ pub use policy::{
     Account, Policy, PolicyDocument, PolicyError, RepoAllowList, RepoListDocument, RepoSections, ToolBinary,
 };
 pub use request::{
-    Action, ActionRequest, AmiBuild, ChangeKind, DecodeError, DeletedUnitTarget, ImageBuild, Request, Rollout,
-    RolloutMode, RolloutUnit, RunQuery, UnitTarget, VariableUpdate,
+    Action, ActionRequest, AmiBuild, ApprovalAnswer, ChangeKind, DecodeError, DeletedUnitTarget, ImageBuild, Request,
+    Rollout, RolloutMode, RolloutUnit, RunQuery, UnitTarget, VariableUpdate,
 };

@@ -86,6 +86,9 @@ pub struct PolicyDocument {
     /// The tool the deploy task runs.
     #[serde(default)]
     pub binary: ToolBinary,
+    /// Accounts whose rollout wave waits for an approval (for example `prod`).
+    #[serde(default)]
+    pub approval_accounts: Vec<String>,
 }
 
 /// The two kinds of repo the gate knows.
@@ -156,6 +159,11 @@ impl Policy {
                 return Err(invalid(format!("accounts.{name}.id"), "must be a 12-digit AWS account id"));
             }
         }
+        for (index, name) in document.approval_accounts.iter().enumerate() {
+            if !document.accounts.contains_key(name) {
+                return Err(invalid(format!("approval_accounts[{index}]"), "must name an account in `accounts`"));
+            }
+        }
         let path_guards = compile_regexes(&document.path_guards, "path_guards")?;
         for (index, name) in document.update_variable_names.iter().enumerate() {
             if !is_hcl_identifier(name) {
@@ -206,6 +214,11 @@ impl Policy {
     /// True when `update-variable` may change `name`.
     pub fn is_updatable_variable(&self, name: &str) -> bool {
         self.document.update_variable_names.iter().any(|v| v == name)
+    }
+
+    /// True when `account`'s rollout wave waits for an approval.
+    pub fn needs_approval(&self, account: &str) -> bool {
+        self.document.approval_accounts.iter().any(|a| a == account)
     }
 
     /// The tool the deploy task runs.
@@ -307,6 +320,11 @@ mod tests {
             ("bad variable", Box::new(|v| v["update_variable_names"][0] = "a b".into()), "HCL identifier"),
             ("bad binary", Box::new(|v| v["binary"] = "bash".into()), "unknown variant"),
             ("empty regex", Box::new(|v| v["path_guards"][0] = "".into()), "empty regex"),
+            (
+                "approval of an unknown account",
+                Box::new(|v| v["approval_accounts"] = serde_json::json!(["qa"])),
+                "approval_accounts[0]: must name an account",
+            ),
         ];
         for (name, mutate, needle) in cases.iter() {
             let mut doc = base.clone();

@@ -35,11 +35,17 @@ pub enum Action {
     Status,
     /// Read-only: a page of a run's log lines.
     Logs,
+    /// Approve the waiting approval gate of one account in a rollout.
+    Approve,
+    /// Reject the waiting approval gate of one account in a rollout, which stops it.
+    Reject,
+    /// Continue a failed, rejected or timed-out rollout from its first wave that did not succeed.
+    Resume,
 }
 
 impl Action {
     /// Every action, in the order `deploy-runner describe` lists them.
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 14] = [
         Action::Plan,
         Action::Validate,
         Action::PlanDestroy,
@@ -51,6 +57,9 @@ impl Action {
         Action::Rollout,
         Action::Status,
         Action::Logs,
+        Action::Approve,
+        Action::Reject,
+        Action::Resume,
     ];
 
     /// The wire name, as in `"action": "plan-destroy"`.
@@ -67,6 +76,9 @@ impl Action {
             Action::Rollout => "rollout",
             Action::Status => "status",
             Action::Logs => "logs",
+            Action::Approve => "approve",
+            Action::Reject => "reject",
+            Action::Resume => "resume",
         }
     }
 
@@ -89,6 +101,9 @@ impl Action {
             Action::Rollout => "plan or apply units in account waves, in deploy order",
             Action::Status => "where a run is and how it ended (answered by the invoker)",
             Action::Logs => "a page of a run's log lines (answered by the invoker)",
+            Action::Approve => "approve a rollout's waiting approval for one account",
+            Action::Reject => "reject a rollout's waiting approval for one account, which stops the rollout",
+            Action::Resume => "continue a stopped rollout from its first wave that did not succeed",
         }
     }
 
@@ -100,7 +115,7 @@ impl Action {
             Action::Apply | Action::Destroy | Action::UpdateVariable => &[Applier],
             Action::BuildImage | Action::BuildAmi => &[ImageBuilder],
             Action::Rollout => &[Planner, Applier],
-            Action::Status | Action::Logs => &[],
+            Action::Status | Action::Logs | Action::Approve | Action::Reject | Action::Resume => &[],
         }
     }
 
@@ -114,7 +129,9 @@ impl Action {
             Action::BuildAmi => &["repo", "ref", "template_path", "var_file (optional)"],
             Action::Rollout => &["repo", "ref", "mode", "units"],
             Action::Status => &["run_id"],
-            Action::Logs => &["run_id", "next_token (optional)"],
+            Action::Logs => &["run_id", "next_token (optional)", "account (optional)"],
+            Action::Approve | Action::Reject => &["run_id", "account", "comment (optional)"],
+            Action::Resume => &["run_id"],
         }
     }
 }
@@ -210,6 +227,22 @@ pub struct RunQuery {
     /// For `logs`: where the previous page ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+    /// For `logs` of a rollout: the account whose wave to read (each wave has its own log stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+/// The answer to a rollout's approval gate (`approve` or `reject`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalAnswer {
+    /// The rollout's run id.
+    pub run_id: String,
+    /// The account whose wave waits for approval.
+    pub account: String,
+    /// Why, for the audit trail and the notification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// Whether a rollout plans or applies.
@@ -314,6 +347,12 @@ pub enum ActionRequest {
     Status(RunQuery),
     /// See [`Action::Logs`].
     Logs(RunQuery),
+    /// See [`Action::Approve`].
+    Approve(ApprovalAnswer),
+    /// See [`Action::Reject`].
+    Reject(ApprovalAnswer),
+    /// See [`Action::Resume`].
+    Resume(RunQuery),
 }
 
 impl ActionRequest {
@@ -331,6 +370,9 @@ impl ActionRequest {
             ActionRequest::Rollout(_) => Action::Rollout,
             ActionRequest::Status(_) => Action::Status,
             ActionRequest::Logs(_) => Action::Logs,
+            ActionRequest::Approve(_) => Action::Approve,
+            ActionRequest::Reject(_) => Action::Reject,
+            ActionRequest::Resume(_) => Action::Resume,
         }
     }
 
@@ -343,10 +385,20 @@ impl ActionRequest {
         }
     }
 
-    /// The repo the action works on (`""` for read-only actions, which name only a run).
+    /// The run an action about an existing run names (status, logs, approve, reject, resume).
+    pub fn run_id(&self) -> Option<&str> {
+        match self {
+            ActionRequest::Status(q) | ActionRequest::Logs(q) | ActionRequest::Resume(q) => Some(&q.run_id),
+            ActionRequest::Approve(a) | ActionRequest::Reject(a) => Some(&a.run_id),
+            _ => None,
+        }
+    }
+
+    /// The repo the action works on (`""` for actions on an existing run, which name only the run).
     pub fn repo(&self) -> &str {
         match self {
             ActionRequest::Status(_) | ActionRequest::Logs(_) => "",
+            ActionRequest::Approve(_) | ActionRequest::Reject(_) | ActionRequest::Resume(_) => "",
             ActionRequest::Plan(t) | ActionRequest::Validate(t) | ActionRequest::Apply(t) => &t.repo,
             ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => &t.repo,
             ActionRequest::UpdateVariable(u) => &u.repo,
@@ -356,10 +408,11 @@ impl ActionRequest {
         }
     }
 
-    /// The ref the action works at (`""` for read-only actions).
+    /// The ref the action works at (`""` for actions on an existing run).
     pub fn git_ref(&self) -> &str {
         match self {
             ActionRequest::Status(_) | ActionRequest::Logs(_) => "",
+            ActionRequest::Approve(_) | ActionRequest::Reject(_) | ActionRequest::Resume(_) => "",
             ActionRequest::Plan(t) | ActionRequest::Validate(t) | ActionRequest::Apply(t) => &t.git_ref,
             ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => &t.git_ref,
             ActionRequest::UpdateVariable(u) => &u.git_ref,
@@ -379,7 +432,10 @@ impl ActionRequest {
             | ActionRequest::BuildAmi(_)
             | ActionRequest::Rollout(_)
             | ActionRequest::Status(_)
-            | ActionRequest::Logs(_) => None,
+            | ActionRequest::Logs(_)
+            | ActionRequest::Approve(_)
+            | ActionRequest::Reject(_)
+            | ActionRequest::Resume(_) => None,
         }
     }
 
@@ -391,7 +447,8 @@ impl ActionRequest {
             ActionRequest::BuildImage(b) => serde_json::to_value(b),
             ActionRequest::BuildAmi(b) => serde_json::to_value(b),
             ActionRequest::Rollout(r) => serde_json::to_value(r),
-            ActionRequest::Status(q) | ActionRequest::Logs(q) => serde_json::to_value(q),
+            ActionRequest::Status(q) | ActionRequest::Logs(q) | ActionRequest::Resume(q) => serde_json::to_value(q),
+            ActionRequest::Approve(a) | ActionRequest::Reject(a) => serde_json::to_value(a),
         }
     }
 }
@@ -482,15 +539,23 @@ fn decode_action(action: Action, fields: Map<String, Value>) -> Result<ActionReq
         Action::BuildImage => ActionRequest::BuildImage(serde_json::from_value(fields)?),
         Action::BuildAmi => ActionRequest::BuildAmi(serde_json::from_value(fields)?),
         Action::Rollout => ActionRequest::Rollout(serde_json::from_value(fields)?),
-        Action::Status => {
-            let query: RunQuery = serde_json::from_value(fields)?;
-            if query.next_token.is_some() {
-                return Err(serde::de::Error::custom("unknown field `next_token`: status takes only run_id"));
-            }
-            ActionRequest::Status(query)
-        }
+        Action::Status => ActionRequest::Status(run_id_only(action, fields)?),
+        Action::Resume => ActionRequest::Resume(run_id_only(action, fields)?),
         Action::Logs => ActionRequest::Logs(serde_json::from_value(fields)?),
+        Action::Approve => ActionRequest::Approve(serde_json::from_value(fields)?),
+        Action::Reject => ActionRequest::Reject(serde_json::from_value(fields)?),
     })
+}
+
+/// A [`RunQuery`] that may carry only `run_id` (status, resume): the paging fields belong to `logs`.
+fn run_id_only(action: Action, fields: Value) -> Result<RunQuery, serde_json::Error> {
+    let query: RunQuery = serde_json::from_value(fields)?;
+    for (field, present) in [("next_token", query.next_token.is_some()), ("account", query.account.is_some())] {
+        if present {
+            return Err(serde::de::Error::custom(format!("unknown field `{field}`: {action} takes only run_id")));
+        }
+    }
+    Ok(query)
 }
 
 #[cfg(test)]

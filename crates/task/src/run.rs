@@ -144,9 +144,14 @@ impl Task {
             ActionRequest::UpdateVariable(u) => self.update_variable(u, &request),
             ActionRequest::BuildImage(b) => self.build_image(b),
             ActionRequest::BuildAmi(b) => self.build_ami(b),
-            ActionRequest::Status(_) | ActionRequest::Logs(_) => {
-                Err(TaskError::Refused("status and logs are answered by the invoker; there is nothing to run".into()))
-            }
+            ActionRequest::Status(_)
+            | ActionRequest::Logs(_)
+            | ActionRequest::Approve(_)
+            | ActionRequest::Reject(_)
+            | ActionRequest::Resume(_) => Err(TaskError::Refused(format!(
+                "{} is answered by the invoker or the sequencer; there is nothing to run",
+                request.body.action()
+            ))),
         }
     }
 
