@@ -3,7 +3,8 @@
 
 use crate::audit::AuditRecord;
 use crate::config::{InvokerConfig, RuntimeConfig};
-use crate::ports::{Logs, PortError, RunTaskRequest, TaskState, Tasks};
+use crate::ports::{Executions, Logs, NoExecutions, PortError, RunTaskRequest, TaskState, Tasks};
+use crate::rollouts::RolloutView;
 use crate::runid::{run_identity, tag_value, task_id};
 use deploy_runner_gate::{ActionRequest, Container, Gate, Request, RunQuery};
 use serde::Serialize;
@@ -12,7 +13,7 @@ use std::time::Instant;
 /// `startedBy` of every task the invoker starts.
 pub const STARTED_BY: &str = "deploy-runner";
 /// The container command prefix: the task binary and its subcommand.
-pub const TASK_COMMAND: [&str; 3] = ["deploy-runner-task", "run", "--request"];
+pub use deploy_runner_rollout::execution::TASK_COMMAND;
 
 /// The invoker's answer (the Lambda's response payload).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
@@ -21,7 +22,8 @@ pub struct InvokeResponse {
     pub run_id: Option<String>,
     /// `allow`, `deny` (the gate said no) or `error` (allowed, but AWS failed or the run is unknown).
     pub decision: String,
-    /// A stable code: the gate's, or `task_launch_failed`, `aws_error`, `run_not_found`, `not_supported`.
+    /// A stable code: the gate's, or `task_launch_failed`, `aws_error`, `run_not_found`, `not_supported`,
+    /// `run_conflict`, `approval_not_waiting`, `nothing_to_resume`.
     pub reason: String,
     /// A human-readable explanation.
     pub message: String,
@@ -42,6 +44,9 @@ pub struct InvokeResponse {
     /// For `logs`: pass back for the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+    /// For rollouts: the execution and each wave's progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutView>,
 }
 
 /// Where a run is, and how it ended.
@@ -82,22 +87,35 @@ impl RunStatus {
 }
 
 /// The invoker, generic over its AWS ports so tests can call it directly.
-pub struct Invoker<T, L> {
-    gate: Gate,
-    runtime: RuntimeConfig,
-    tasks: T,
-    logs: L,
+pub struct Invoker<T, L, E = NoExecutions> {
+    pub(crate) gate: Gate,
+    pub(crate) runtime: RuntimeConfig,
+    pub(crate) tasks: T,
+    pub(crate) logs: L,
+    pub(crate) executions: E,
 }
 
 impl<T: Tasks + Sync, L: Logs + Sync> Invoker<T, L> {
-    /// An invoker over a validated configuration and its ports.
+    /// An invoker over a validated configuration and its ports (without rollouts until [`Invoker::with_executions`]).
     pub fn new(config: InvokerConfig, tasks: T, logs: L) -> Invoker<T, L> {
-        Invoker { gate: Gate::new(config.policy), runtime: config.runtime, tasks, logs }
+        Invoker { gate: Gate::new(config.policy), runtime: config.runtime, tasks, logs, executions: NoExecutions }
     }
+}
 
+impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
     /// The task port (for tests and diagnostics).
     pub fn tasks(&self) -> &T {
         &self.tasks
+    }
+
+    /// The Step Functions port (for tests and diagnostics).
+    pub fn executions(&self) -> &E {
+        &self.executions
+    }
+
+    /// The same invoker with the Step Functions port for rollouts.
+    pub fn with_executions<X: Executions + Sync>(self, executions: X) -> Invoker<T, L, X> {
+        Invoker { gate: self.gate, runtime: self.runtime, tasks: self.tasks, logs: self.logs, executions }
     }
 
     /// Handles one raw request body. `nonce` makes the run id unique when there is no `request_id` (the Lambda
@@ -114,13 +132,23 @@ impl<T: Tasks + Sync, L: Logs + Sync> Invoker<T, L> {
                 ..InvokeResponse::default()
             },
             Some(admitted) => match &admitted.request.body {
-                ActionRequest::Status(query) => self.status(query).await,
-                ActionRequest::Logs(query) => self.logs(query).await,
-                ActionRequest::Rollout(_) => error(
-                    None,
-                    "not_supported",
-                    "rollouts run through the Step Functions state machine, which this deployment does not have yet",
-                ),
+                ActionRequest::Status(query) => match self.find_rollout(&query.run_id).await {
+                    Ok(Some(found)) => self.rollout_status(found),
+                    Ok(None) => self.status(query).await,
+                    Err(response) => response,
+                },
+                ActionRequest::Logs(query) => match self.find_rollout(&query.run_id).await {
+                    Ok(Some(found)) => self.rollout_logs(query, found).await,
+                    Ok(None) if query.account.is_some() => {
+                        error(Some(query.run_id.clone()), "run_not_found", "no rollout is known for this run_id")
+                    }
+                    Ok(None) => self.logs(query).await,
+                    Err(response) => response,
+                },
+                ActionRequest::Rollout(rollout) => self.start_rollout(&admitted.request, rollout, nonce).await,
+                ActionRequest::Approve(answer) => self.answer_approval(&admitted.request.actor, answer, true).await,
+                ActionRequest::Reject(answer) => self.answer_approval(&admitted.request.actor, answer, false).await,
+                ActionRequest::Resume(query) => self.resume(&admitted.request.actor, &query.run_id).await,
                 _ => match admitted.container {
                     Some(container) => self.launch(&admitted.request, container, nonce).await,
                     None => error(None, "not_supported", "this action starts nothing"),
@@ -203,7 +231,7 @@ impl<T: Tasks + Sync, L: Logs + Sync> Invoker<T, L> {
         }
     }
 
-    fn log_stream(&self, task_arn: &str) -> String {
+    pub(crate) fn log_stream(&self, task_arn: &str) -> String {
         format!("{}/{}/{}", self.runtime.log_stream_prefix, self.runtime.container_name, task_id(task_arn))
     }
 
@@ -258,7 +286,7 @@ impl<T: Tasks + Sync, L: Logs + Sync> Invoker<T, L> {
     }
 }
 
-fn error(run_id: Option<String>, reason: &str, message: &str) -> InvokeResponse {
+pub(crate) fn error(run_id: Option<String>, reason: &str, message: &str) -> InvokeResponse {
     InvokeResponse {
         run_id,
         decision: "error".into(),
@@ -268,6 +296,6 @@ fn error(run_id: Option<String>, reason: &str, message: &str) -> InvokeResponse 
     }
 }
 
-fn aws_error(run_id: Option<String>, e: &PortError) -> InvokeResponse {
+pub(crate) fn aws_error(run_id: Option<String>, e: &PortError) -> InvokeResponse {
     error(run_id, "aws_error", &format!("AWS refused or failed: {e}"))
 }

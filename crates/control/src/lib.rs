@@ -6,8 +6,10 @@ pub mod audit;
 pub mod config;
 pub mod invoker;
 pub mod ports;
+pub mod rollouts;
 pub mod runid;
 
 pub use audit::AuditRecord;
 pub use config::{ConfigError, InvokerConfig, RuntimeConfig};
 pub use invoker::{InvokeResponse, Invoker, RunStatus};
+pub use rollouts::{RolloutView, WaveView};

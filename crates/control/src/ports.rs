@@ -130,3 +130,71 @@ pub trait Logs {
         next_token: Option<String>,
     ) -> impl Future<Output = Result<LogPage, PortError>> + Send;
 }
+
+/// What `states:DescribeExecution` says about an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionState {
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`, `PENDING_REDRIVE`.
+    pub status: String,
+    /// The execution's input (JSON).
+    pub input: String,
+    /// The error it failed with, if it did.
+    pub error: Option<String>,
+    /// The cause it failed with, if it did.
+    pub cause: Option<String>,
+}
+
+/// Step Functions, as the invoker uses it for rollouts.
+pub trait Executions {
+    /// Starts an execution named `name` of `state_machine_arn`; returns its ARN. Starting the same name with the
+    /// same input again returns the same execution (Step Functions' idempotency), so CI retries are safe.
+    fn start(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+        input: &str,
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// The execution, or `None` when it does not exist.
+    fn describe(&self, execution_arn: &str) -> impl Future<Output = Result<Option<ExecutionState>, PortError>> + Send;
+    /// The execution's history, oldest first (every page).
+    fn history(
+        &self,
+        execution_arn: &str,
+    ) -> impl Future<Output = Result<Vec<deploy_runner_rollout::execution::HistoryEvent>, PortError>> + Send;
+    /// Answers a `.waitForTaskToken` task with success.
+    fn send_task_success(&self, token: &str, output: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Answers a `.waitForTaskToken` task with failure.
+    fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// For deployments without the rollout state machine: every call fails, and the invoker never makes one because
+/// `runtime.state_machine_arn` is unset.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoExecutions;
+
+fn no_state_machine<T>() -> Result<T, PortError> {
+    Err(PortError { kind: PortErrorKind::Other, message: "this deployment has no rollout state machine".into() })
+}
+
+impl Executions for NoExecutions {
+    async fn start(&self, _: &str, _: &str, _: &str) -> Result<String, PortError> {
+        no_state_machine()
+    }
+    async fn describe(&self, _: &str) -> Result<Option<ExecutionState>, PortError> {
+        no_state_machine()
+    }
+    async fn history(&self, _: &str) -> Result<Vec<deploy_runner_rollout::execution::HistoryEvent>, PortError> {
+        no_state_machine()
+    }
+    async fn send_task_success(&self, _: &str, _: &str) -> Result<(), PortError> {
+        no_state_machine()
+    }
+    async fn send_task_failure(&self, _: &str, _: &str, _: &str) -> Result<(), PortError> {
+        no_state_machine()
+    }
+}

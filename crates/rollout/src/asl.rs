@@ -1,7 +1,8 @@
 //! The Step Functions definition (Amazon States Language), generated from Rust so there is one source of truth:
 //! the infra module is to render it from here, and the tests load it from here (no second hand-written copy).
 //!
-//! One execution is one rollout; its name is the run id. A `Map` state walks the waves one at a time
+//! One execution is one attempt of a rollout; the first is named by the run id, resumes by `<run_id>-r<n>` (see
+//! [`crate::execution`], which also builds the input). A `Map` state walks the waves one at a time
 //! (`MaxConcurrency: 1`): an optional approval (`.waitForTaskToken` through the notifier), then one ECS task for the
 //! wave (`ecs:runTask.sync`), then an explicit check of the *named* container's exit code (a missing one fails).
 //! Any error is caught, the failure is notified, and the execution ends in `Fail`, so later waves never run.
@@ -32,12 +33,18 @@ pub struct MachineSettings {
 pub const TASK_STATE: &str = "RunWave";
 
 fn notify(kind: &str, settings: &MachineSettings, next: &str) -> Value {
+    let mut payload = json!({"kind": kind, "execution_arn.$": "$$.Execution.Id", "input.$": "$$.Execution.Input"});
+    if kind == "failed" {
+        // The Map's Catch put the failed wave's error here.
+        payload["error.$"] = json!("$.error");
+    }
     json!({
         "Type": "Task",
         "Resource": "arn:aws:states:::lambda:invoke",
         "Parameters": {
             "FunctionName": settings.notifier_arn,
-            "Payload": {"kind": kind, "run_id.$": "$$.Execution.Name", "input.$": "$$.Execution.Input"}
+            "Payload": payload
+
         },
         "ResultPath": null,
         "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2.0}],
@@ -62,8 +69,8 @@ pub fn definition(settings: &MachineSettings) -> Value {
                 "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
                 "Parameters": {
                     "FunctionName": settings.notifier_arn,
-                    "Payload": {"kind": "approval", "account.$": "$.wave.account", "run_id.$": "$.run_id",
-                                "task_token.$": "$$.Task.Token"}
+                    "Payload": {"kind": "approval", "account.$": "$.wave.account", "task_token.$": "$$.Task.Token",
+                                "execution_arn.$": "$$.Execution.Id", "input.$": "$$.Execution.Input"}
                 },
                 "TimeoutSeconds": settings.approval_timeout_secs,
                 "ResultPath": null,
@@ -115,7 +122,8 @@ pub fn definition(settings: &MachineSettings) -> Value {
                 "Type": "Map",
                 "ItemsPath": "$.waves",
                 "MaxConcurrency": 1,
-                "ItemSelector": {"wave.$": "$$.Map.Item.Value", "run_id.$": "$$.Execution.Name"},
+                // The run id comes from the input, not the execution name: a resumed run is a new execution of the same run.
+                "ItemSelector": {"wave.$": "$$.Map.Item.Value", "run_id.$": "$.run_id"},
                 "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": wave["StartAt"], "States": wave["States"]},
                 "ResultPath": null,
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyFailure"}],

@@ -5,6 +5,7 @@
 //! approval and persisting state.
 
 pub mod asl;
+pub mod execution;
 pub mod sequencer;
 pub mod waves;
 
