@@ -1,6 +1,6 @@
-//! The only crate that talks to AWS. It implements `deploy-runner-control`'s ports for ECS and CloudWatch Logs and
-//! builds SDK clients once, with retries for throttling and 5xx, honouring `AWS_ENDPOINT_URL` (the tests point it
-//! at an emulator).
+//! The only crate that talks to AWS. It implements `deploy-runner-control`'s ports for ECS, CloudWatch Logs and
+//! Step Functions, and builds SDK clients once, with retries for throttling and 5xx, honouring `AWS_ENDPOINT_URL`
+//! (the tests point it at an emulator).
 
 use aws_sdk_cloudwatchlogs as logs;
 use aws_sdk_ecs as ecs;
@@ -10,6 +10,9 @@ use deploy_runner_control::ports::{
     Tasks,
 };
 use std::fmt::Display;
+
+mod sfn;
+pub use sfn::StepFunctions;
 
 /// How many attempts the SDK makes for throttled and 5xx calls before giving up.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -35,7 +38,7 @@ fn classify(code: &str, message: &str) -> PortErrorKind {
 }
 
 /// Converts an SDK error (after the SDK's own retries) into the invoker's error, keeping AWS's code and message.
-fn port_error<E, R>(error: ecs::error::SdkError<E, R>) -> PortError
+pub(crate) fn port_error<E, R>(error: ecs::error::SdkError<E, R>) -> PortError
 where
     E: ProvideErrorMetadata + Display + std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -1,7 +1,7 @@
 //! `deploy-runner-invoker`: the Lambda. Reads `DEPLOY_RUNNER_CONFIG` once (a bad config fails init with a clear
 //! log line), builds the AWS clients once, then serves invocations.
 
-use deploy_runner_aws::{load_config, CloudWatchLogs, EcsTasks};
+use deploy_runner_aws::{load_config, CloudWatchLogs, EcsTasks, StepFunctions};
 use deploy_runner_control::{Invoker, InvokerConfig};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::value::RawValue;
@@ -31,7 +31,8 @@ async fn main() -> Result<(), Error> {
         }
     };
     let aws = load_config().await;
-    let invoker = Invoker::new(config, EcsTasks::from_config(&aws), CloudWatchLogs::from_config(&aws));
+    let invoker = Invoker::new(config, EcsTasks::from_config(&aws), CloudWatchLogs::from_config(&aws))
+        .with_executions(StepFunctions::from_config(&aws));
     let invoker = &invoker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
         deploy_runner_invoker::handle_event(invoker, event).await
