@@ -6,26 +6,40 @@ use common::*;
 use std::process::Command;
 
 #[test]
-fn demo_detects_plans_and_applies_waves_in_deploy_order() {
+fn demo_runs_ci_locally_then_fails_in_stage_and_resumes() {
     ensure_binaries_built();
     assert!(workspace_root().join(".tools/bin/terraform").exists(), "run `make tools` (make test does)");
     let output =
         Command::new("bash").arg(repo_file("scripts/demo-changes.sh")).arg(bin_dir()).output().expect("run the demo");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let position = |needle: &str| stdout.find(needle).unwrap_or_else(|| panic!("{needle:?} missing from:\n{stdout}"));
     let order = [
-        "deleted    dev/us-east-1/dev/queue",
-        "shared/us-east-1/mgmt/ecs-deploy-runner                       self-update-guard",
-        "dev    plan-destroy dev/us-east-1/dev/queue",
-        "wave 1 dev    ok     network apply succeeded (+1 ~0 -0), app apply succeeded (+1 ~0 -0), queue destroy succeeded (+0 ~0 -0)",
-        "wave 2 stage  ok",
-        "wave 3 prod   ok",
-        "All waves applied.",
+        "dev      deleted    dev/us-east-1/dev/queue",
+        "skipped             shared/us-east-1/mgmt/ecs-deploy-runner            self-update-guard",
+        "dev      succeeded    plan-destroy  succeeded  dev/us-east-1/dev/queue",
+        "apply: succeeded ci-apply-",
+        "dev      succeeded    apply         succeeded  dev/us-east-1/dev/network                          +1 ~0 -0",
+        "dev      succeeded    destroy       succeeded  dev/us-east-1/dev/queue",
+        "stage    succeeded    apply         succeeded  stage/us-east-1/stage/app",
+        "prod     succeeded    apply         succeeded  prod/us-east-1/prod/app",
+        "ci main: succeeded",
+        // The failure: stage fails, prod never runs; resume runs only stage and prod.
+        "stage    failed       apply         failed     stage/us-east-1/stage/app",
+        "prod     skipped      -",
+        "ci main: FAILED",
+        "per-wave logs: 01-dev.log 02-stage.log",
+        "resume: succeeded ci-apply-",
+        "dev      succeeded    -",
+        "stage    succeeded    apply         succeeded  stage/us-east-1/stage/app",
+        "prod     succeeded    apply         succeeded  prod/us-east-1/prod/app",
     ];
-    let positions: Vec<usize> = order.iter().map(|n| position(n)).collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "out of order: {positions:?}\n{stdout}");
-    assert!(!stdout.contains("shared/us-east-1/mgmt/ecs-deploy-runner] "), "the guarded runner never runs");
+    // Each line must come after the previous one.
+    let mut from = 0;
+    for needle in order {
+        let found = stdout[from..].find(needle).unwrap_or_else(|| panic!("{needle:?} missing after {from}:\n{stdout}"));
+        from += found + needle.len();
+    }
+    assert!(!stdout.contains("ecs-deploy-runner] "), "the guarded runner never runs");
 
     let gate = Command::new("bash")
         .arg(repo_file("scripts/demo-check.sh"))
@@ -33,5 +47,5 @@ fn demo_detects_plans_and_applies_waves_in_deploy_order() {
         .output()
         .expect("run");
     assert!(gate.status.success());
-    assert!(String::from_utf8_lossy(&gate.stdout).contains("6 allowed, 10 denied."));
+    assert!(String::from_utf8_lossy(&gate.stdout).contains("8 allowed, 10 denied."));
 }

@@ -111,13 +111,14 @@ pub fn build_input(
     if attempt > MAX_ATTEMPTS {
         return Err(ExecutionError::TooManyAttempts);
     }
-    let waves = waves
+    let waves: Vec<ExecutionWave> = waves
         .iter()
         .filter(|w| !completed.contains(&w.account))
         .map(|w| ExecutionWave {
             account: w.account.clone(),
             deploy_order: w.deploy_order,
-            needs_approval: policy.needs_approval(&w.account),
+            // Approvals gate changes; a plan changes nothing.
+            needs_approval: header.mode == RolloutMode::Apply && policy.needs_approval(&w.account),
             task_definition: task_definition.to_owned(),
             command: wave_command(&header.actor, &w.request),
         })

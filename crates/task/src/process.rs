@@ -37,6 +37,10 @@ pub struct RunContext<'a> {
     pub grace: Duration,
     /// Also keep the tool's stdout in [`ToolResult::stdout`].
     pub capture_stdout: bool,
+    /// Also append every (masked) line here: the local sequencer's per-wave log file.
+    pub log: Option<Arc<Mutex<std::fs::File>>>,
+    /// Print the lines to our stdout/stderr (false: only the log file gets them).
+    pub echo: bool,
 }
 
 /// Runs `command` to completion, streaming its output. The tool gets its own process group so that a stop reaches
@@ -71,6 +75,7 @@ fn pump(
 ) -> std::thread::JoinHandle<()> {
     let prefix = ctx.prefix.clone();
     let masker = ctx.masker.clone();
+    let (log, echo) = (ctx.log.clone(), ctx.echo);
     std::thread::spawn(move || {
         let mut reader = BufReader::new(pipe);
         let mut buffer = Vec::new();
@@ -85,7 +90,13 @@ fn pump(
                 text.push('\n');
             }
             let masked = masker.mask(line);
-            let _ = if to_stderr {
+            if let Some(file) = &log {
+                let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let _ = writeln!(file, "{masked}");
+            }
+            let _ = if !echo {
+                Ok(())
+            } else if to_stderr {
                 let mut err = std::io::stderr().lock();
                 writeln!(err, "{prefix}{masked}").and_then(|_| err.flush())
             } else {

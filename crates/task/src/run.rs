@@ -230,6 +230,8 @@ impl Task {
             stop: &self.stop,
             grace: Duration::from_secs(self.env.config.grace_period_secs),
             capture_stdout: false,
+            log: None,
+            echo: true,
         };
         let mut last = ToolResult::default();
         for args in commands(self.style(), operation) {
@@ -481,6 +483,8 @@ impl Task {
             stop: &self.stop,
             grace: Duration::from_secs(self.env.config.grace_period_secs),
             capture_stdout: false,
+            log: None,
+            echo: true,
         }
     }
 }

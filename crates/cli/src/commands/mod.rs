@@ -1,8 +1,12 @@
 //! One module per subcommand; `run` dispatches.
 
+mod backend;
 mod changes;
-mod check;
+pub(crate) mod check;
+mod ci;
 mod describe;
+mod runs;
+mod single;
 mod units;
 
 use crate::cli::{Cli, Command};
@@ -15,5 +19,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Changes(args) => changes::run(args),
         Command::Units(args) => units::run(args),
         Command::Describe(args) => describe::run(args),
+        Command::Ci(args) => ci::run(args),
+        Command::Rollout(args) => runs::rollout(args),
+        Command::Approve(args) => runs::answer(args, true),
+        Command::Reject(args) => runs::answer(args, false),
+        Command::Resume(args) => runs::resume(args),
+        Command::Status(args) => runs::status(args),
+        Command::Plan(args) => single::plan(args),
+        Command::Apply(args) => single::apply(args),
+        Command::Destroy(args) => single::destroy(args),
+        Command::BuildImage(args) => single::build_image(args),
+        Command::DeployImage(args) => single::deploy_image(args),
     }
 }

@@ -1,0 +1,332 @@
+//! One interface over the two backends, so every command (and `ci`) behaves the same locally and against AWS:
+//! run a rollout, run one request, answer an approval, resume, report status.
+
+use crate::cli::BackendArgs;
+use crate::local::{
+    answer_approval, interrupt_flag, load_run, task_binary, ApprovalRecord, LocalApprover, LocalError, LocalSequencer,
+    LocalTask, LocalWaveRunner,
+};
+use crate::remote::Remote;
+use anyhow::Context;
+use deploy_runner_gate::{ActionRequest, Gate, Policy, Request, Rollout};
+use deploy_runner_rollout::{RunState, RunStatus, WaveResult};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The local backend's settings.
+pub struct LocalBackend {
+    policy: Policy,
+    policy_json: String,
+    state_dir: PathBuf,
+    pre_approved: Vec<String>,
+    approval_timeout: Duration,
+    interrupt: Arc<AtomicBool>,
+}
+
+/// Where requests go.
+pub enum Backend {
+    /// In-process gate, local task processes, the local sequencer.
+    Local(LocalBackend),
+    /// The invoker Lambda.
+    Aws {
+        /// The invoker.
+        remote: Remote,
+        /// How long to follow a run.
+        max_wait: Duration,
+    },
+}
+
+/// One wave's outcome, for summaries.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaveReport {
+    /// The account.
+    pub account: String,
+    /// `succeeded`, `failed`, `skipped`, `rejected`, `timed_out`, `interrupted`, ...
+    pub status: String,
+    /// The units, as the task's wave summary reported them (path, operation, status, add/change/destroy).
+    pub units: Vec<Value>,
+}
+
+/// A rollout's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutReport {
+    /// The run id (empty when denied before one was assigned).
+    pub run_id: String,
+    /// `succeeded`, `failed`, `interrupted`, `timed_out` or `denied`.
+    pub outcome: String,
+    /// Why, when denied or failed before running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Every wave, in deploy order.
+    pub waves: Vec<WaveReport>,
+}
+
+impl RolloutReport {
+    /// True when every wave succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.outcome == "succeeded"
+    }
+
+    fn denied(message: String) -> RolloutReport {
+        RolloutReport { run_id: String::new(), outcome: "denied".into(), message: Some(message), waves: vec![] }
+    }
+}
+
+fn status_name(value: impl Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn local_report(state: &RunState, events: &[(String, Vec<Value>)]) -> RolloutReport {
+    let waves = state
+        .waves
+        .iter()
+        .map(|w| {
+            let summary = events.iter().rev().find(|(a, _)| a == &w.account).and_then(|(_, events)| {
+                events.iter().rev().find(|e| e["event"] == "wave_summary").map(|e| e["units"].clone())
+            });
+            let units = summary.and_then(|u| u.as_array().cloned()).unwrap_or_default();
+            WaveReport { account: w.account.clone(), status: status_name(w.status), units }
+        })
+        .collect();
+    let outcome = match state.status {
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Interrupted => "interrupted",
+        RunStatus::Failed | RunStatus::Running => "failed",
+    };
+    RolloutReport { run_id: state.run_id.clone(), outcome: outcome.into(), message: None, waves }
+}
+
+impl Backend {
+    /// The backend the flags ask for: AWS with --function-name, else local (which needs --config).
+    pub fn from_args(args: &BackendArgs) -> anyhow::Result<Backend> {
+        if let Some(function) = &args.function_name {
+            return Ok(Backend::Aws { remote: Remote::connect(function)?, max_wait: args.max_wait });
+        }
+        let Some(path) = &args.config else {
+            anyhow::bail!("the local backend needs --config POLICY.json (or use --function-name for AWS)");
+        };
+        let policy_json =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read policy {}", path.display()))?;
+        let policy = Policy::from_json(&policy_json).with_context(|| format!("invalid policy {}", path.display()))?;
+        for account in &args.pre_approve {
+            if policy.account(account).is_none() {
+                anyhow::bail!("--approve {account}: the policy has no such account");
+            }
+        }
+        Ok(Backend::Local(LocalBackend {
+            policy,
+            policy_json,
+            state_dir: args.state_dir.clone(),
+            pre_approved: args.pre_approve.clone(),
+            approval_timeout: Duration::from_secs(args.approval_timeout),
+            interrupt: interrupt_flag()?,
+        }))
+    }
+
+    /// The policy, when local (for checks like deploy order warnings).
+    pub fn local_policy(&self) -> Option<&Policy> {
+        match self {
+            Backend::Local(local) => Some(&local.policy),
+            Backend::Aws { .. } => None,
+        }
+    }
+
+    fn task(local: &LocalBackend, echo: bool) -> LocalTask {
+        LocalTask {
+            binary: task_binary(),
+            policy_json: local.policy_json.clone(),
+            interrupt: local.interrupt.clone(),
+            grace: Duration::from_secs(30),
+            echo,
+        }
+    }
+
+    fn runner(local: &LocalBackend, actor: &str) -> LocalWaveRunner {
+        LocalWaveRunner {
+            task: Backend::task(local, true),
+            state_dir: local.state_dir.clone(),
+            actor: actor.to_owned(),
+            events: Vec::new(),
+            on_wave: Box::new(|wave, result| match result {
+                None => eprintln!("== {} wave: {} unit(s) ==", wave.account, wave.request.units.len()),
+                Some(WaveResult::Exited(Some(0))) => eprintln!("-- {} wave succeeded", wave.account),
+                Some(WaveResult::Exited(Some(code))) => eprintln!("-- {} wave FAILED (exit {code})", wave.account),
+                Some(WaveResult::Exited(None)) => eprintln!("-- {} wave FAILED (no exit code)", wave.account),
+                Some(WaveResult::Interrupted) => eprintln!("-- {} wave interrupted", wave.account),
+            }),
+        }
+    }
+
+    fn approver(local: &LocalBackend) -> LocalApprover {
+        LocalApprover {
+            state_dir: local.state_dir.clone(),
+            pre_approved: local.pre_approved.clone(),
+            timeout: local.approval_timeout,
+            interrupt: local.interrupt.clone(),
+            prompt: true,
+        }
+    }
+
+    /// Gates and runs a rollout to its end (AWS: follows it up to --max-wait).
+    pub fn rollout(&self, request: &Request, local_run_id: &str) -> anyhow::Result<RolloutReport> {
+        let ActionRequest::Rollout(rollout) = &request.body else { anyhow::bail!("not a rollout request") };
+        match self {
+            Backend::Local(local) => {
+                let sequencer = LocalSequencer { policy: local.policy.clone(), state_dir: local.state_dir.clone() };
+                let admitted: Rollout = match sequencer.admit(request) {
+                    Ok(rollout) => rollout,
+                    Err(LocalError::Denied { reason, message }) => {
+                        return Ok(RolloutReport::denied(format!("{reason}: {message}")))
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let mut runner = Backend::runner(local, &request.actor);
+                let state = sequencer.start(local_run_id, &admitted, &mut runner, &mut Backend::approver(local))?;
+                Ok(local_report(&state, &runner.events))
+            }
+            Backend::Aws { remote, max_wait } => {
+                let answer = remote.call(&request.to_json())?;
+                if answer["decision"] != "allow" {
+                    return Ok(RolloutReport::denied(format!("{}: {}", answer["reason"], answer["message"])));
+                }
+                let run_id = answer["run_id"].as_str().unwrap_or_default().to_owned();
+                eprintln!("deploy-runner: rollout {run_id} started ({} units)", rollout.units.len());
+                self.follow_rollout(remote, &request.actor, &run_id, *max_wait)
+            }
+        }
+    }
+
+    fn follow_rollout(
+        &self,
+        remote: &Remote,
+        actor: &str,
+        run_id: &str,
+        max_wait: Duration,
+    ) -> anyhow::Result<RolloutReport> {
+        let followed = remote.follow(actor, run_id, max_wait, true)?;
+        let waves = followed.status["rollout"]["waves"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|w| {
+                let account = w["account"].as_str().unwrap_or_default().to_owned();
+                let units = followed.summaries.get(&account).and_then(|s| s["units"].as_array().cloned());
+                WaveReport {
+                    account,
+                    status: w["status"].as_str().unwrap_or_default().to_owned(),
+                    units: units.unwrap_or_default(),
+                }
+            })
+            .collect();
+        Ok(RolloutReport { run_id: run_id.to_owned(), outcome: followed.outcome, message: None, waves })
+    }
+
+    /// Gates and runs one request to its end; returns the exit code to use (0, 1 failed, 3 denied).
+    pub fn single(&self, request: &Request) -> anyhow::Result<u8> {
+        match self {
+            Backend::Local(local) => {
+                let decision = Gate::new(local.policy.clone()).evaluate(request.to_json().to_string().as_bytes());
+                if !decision.decision.is_allowed() {
+                    eprintln!("deploy-runner: denied ({}): {}", decision.decision.reason, decision.decision.message);
+                    return Ok(crate::EXIT_DENIED);
+                }
+                let run_id = format!("local-{}-{}", request.body.action(), unix_seconds());
+                let log = local.state_dir.join("runs").join(&run_id).join("task.log");
+                let outcome = Backend::task(local, true).run(request, &run_id, "", &log)?;
+                eprintln!("deploy-runner: {run_id} exited {:?} (log: {})", outcome.exit_code, log.display());
+                Ok(if outcome.exit_code == Some(0) && !outcome.interrupted { 0 } else { crate::EXIT_FAILED })
+            }
+            Backend::Aws { remote, max_wait } => {
+                let answer = remote.call(&request.to_json())?;
+                if answer["decision"] != "allow" {
+                    eprintln!("deploy-runner: {} ({}): {}", answer["decision"], answer["reason"], answer["message"]);
+                    return Ok(if answer["decision"] == "deny" { crate::EXIT_DENIED } else { crate::EXIT_FAILED });
+                }
+                let run_id = answer["run_id"].as_str().unwrap_or_default();
+                eprintln!("deploy-runner: started {run_id}: {}", answer["message"]);
+                let followed = remote.follow(&request.actor, run_id, *max_wait, true)?;
+                Ok(if followed.outcome == "succeeded" { 0 } else { crate::EXIT_FAILED })
+            }
+        }
+    }
+
+    /// Answers a rollout's approval.
+    pub fn answer(
+        &self,
+        actor: &str,
+        run_id: &str,
+        account: &str,
+        approve: bool,
+        comment: Option<String>,
+    ) -> anyhow::Result<u8> {
+        let action = if approve { "approve" } else { "reject" };
+        let mut request = json!({"action": action, "actor": actor, "run_id": run_id, "account": account});
+        if let Some(comment) = &comment {
+            request["comment"] = json!(comment);
+        }
+        match self {
+            Backend::Local(local) => {
+                let decision = Gate::new(local.policy.clone()).evaluate(request.to_string().as_bytes()).decision;
+                if !decision.is_allowed() {
+                    eprintln!("deploy-runner: denied ({}): {}", decision.reason, decision.message);
+                    return Ok(crate::EXIT_DENIED);
+                }
+                let record = ApprovalRecord { approved: approve, by: actor.to_owned(), comment };
+                answer_approval(&local.state_dir, run_id, account, &record)?;
+                println!("{action}d the {account} wave of {run_id}");
+                Ok(0)
+            }
+            Backend::Aws { remote, .. } => report_answer(&remote.call(&request)?),
+        }
+    }
+
+    /// Resumes a rollout from its first wave that did not succeed.
+    pub fn resume(&self, actor: &str, run_id: &str) -> anyhow::Result<RolloutReport> {
+        match self {
+            Backend::Local(local) => {
+                let sequencer = LocalSequencer { policy: local.policy.clone(), state_dir: local.state_dir.clone() };
+                let mut runner = Backend::runner(local, actor);
+                match sequencer.resume(run_id, actor, &mut runner, &mut Backend::approver(local)) {
+                    Ok(state) => Ok(local_report(&state, &runner.events)),
+                    Err(LocalError::Denied { reason, message }) => {
+                        Ok(RolloutReport::denied(format!("{reason}: {message}")))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Backend::Aws { remote, max_wait } => {
+                let answer = remote.call(&json!({"action": "resume", "actor": actor, "run_id": run_id}))?;
+                if answer["decision"] != "allow" {
+                    return Ok(RolloutReport::denied(format!("{}: {}", answer["reason"], answer["message"])));
+                }
+                self.follow_rollout(remote, actor, run_id, *max_wait)
+            }
+        }
+    }
+
+    /// The status of a run, as JSON.
+    pub fn status(&self, actor: &str, run_id: &str) -> anyhow::Result<Value> {
+        match self {
+            Backend::Local(local) => Ok(serde_json::to_value(load_run(&local.state_dir, run_id)?)?),
+            Backend::Aws { remote, .. } => remote.call(&json!({"action": "status", "actor": actor, "run_id": run_id})),
+        }
+    }
+}
+
+fn report_answer(answer: &Value) -> anyhow::Result<u8> {
+    println!("{}", serde_json::to_string_pretty(answer)?);
+    Ok(match answer["decision"].as_str() {
+        Some("allow") => 0,
+        Some("deny") => crate::EXIT_DENIED,
+        _ => crate::EXIT_FAILED,
+    })
+}
+
+/// Seconds since the epoch (local run ids).
+pub fn unix_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

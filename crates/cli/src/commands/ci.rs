@@ -1,0 +1,247 @@
+//! `deploy-runner ci`: what a user's CI runs on every push to infrastructure-live. Detect the changed units, plan
+//! them all as a rollout in deploy order, notify Slack, and on a push to an apply ref apply the same commit SHA that
+//! was planned, in deploy order, halting at the first failed account. A pull request never applies.
+
+use super::backend::{unix_seconds, Backend, RolloutReport};
+use super::runs::print_summary;
+use crate::cli::{CiArgs, CiEvent, Format};
+use crate::output::{print_json, resolve_format};
+use anyhow::Context;
+use deploy_runner_changes::git::GitRepo;
+use deploy_runner_changes::{detect_changes, ChangeReport, DetectOptions};
+use deploy_runner_gate::{ActionRequest, ChangeKind, Request, Rollout, RolloutMode, RolloutUnit};
+use deploy_runner_notify::{post, RetryPolicy, SlackMessage};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+/// The apply refs when the backend is AWS (the invoker's policy is not visible here): `main`. The invoker's gate
+/// still decides; this only chooses whether to ask.
+const DEFAULT_APPLY_REFS: [&str; 1] = ["main"];
+
+/// A git revision that is safe to pass to git (no option injection).
+fn git_output(repo: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new("git").arg("-C").arg(repo).args(args).output().context("cannot run git")?;
+    if !output.status.success() {
+        anyhow::bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// The base revision: `--base`; for a push the event's `before` (so a push of several commits is covered), else
+/// `HEAD^`; for a pull request the merge-base with `origin/<apply ref>`.
+fn resolve_base(args: &CiArgs, apply_ref: &str) -> anyhow::Result<String> {
+    if let Some(base) = &args.base {
+        return Ok(base.clone());
+    }
+    match args.event {
+        CiEvent::Push => {
+            if let Some(path) = std::env::var_os("GITHUB_EVENT_PATH") {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read GITHUB_EVENT_PATH {}", Path::new(&path).display()))?;
+                let event: Value = serde_json::from_str(&text).context("GITHUB_EVENT_PATH is not JSON")?;
+                // A new branch's `before` is all zeros: there is no previous commit to diff against.
+                if let Some(before) = event["before"].as_str().filter(|b| !b.trim_start_matches('0').is_empty()) {
+                    return Ok(before.to_owned());
+                }
+            }
+            Ok(format!("{}^", args.head))
+        }
+        CiEvent::PullRequest => {
+            let target = format!("origin/{apply_ref}");
+            git_output(&args.repo, &["merge-base", "--", &target, &args.head])
+                .or_else(|_| git_output(&args.repo, &["merge-base", &target, &args.head]))
+                .with_context(|| format!("no merge-base with {target}; fetch it (fetch-depth: 0)"))
+        }
+    }
+}
+
+fn rollout_request(
+    actor: &str,
+    request_id: Option<String>,
+    repo: &str,
+    report: &ChangeReport,
+    mode: RolloutMode,
+) -> Request {
+    let units = report
+        .units
+        .iter()
+        .map(|u| RolloutUnit {
+            path: u.path.clone(),
+            change: u.change,
+            // A deleted unit is planned/destroyed from where it still exists: the base.
+            source_ref: (u.change == ChangeKind::Deleted).then(|| report.base.clone()),
+        })
+        .collect();
+    Request {
+        actor: actor.to_owned(),
+        request_id,
+        body: ActionRequest::Rollout(Rollout { repo: repo.to_owned(), git_ref: report.head.clone(), mode, units }),
+    }
+}
+
+/// Posts to `SLACK_WEBHOOK_URL` when set; a failure is reported and never fails the pipeline.
+fn notify(args: &CiArgs, repo_url: &str, stage: &str, report: &RolloutReport) {
+    let Ok(webhook) = std::env::var("SLACK_WEBHOOK_URL") else { return };
+    if webhook.trim().is_empty() {
+        return;
+    }
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let url = match (env("GITHUB_SERVER_URL"), env("GITHUB_REPOSITORY"), env("GITHUB_RUN_ID")) {
+        (Some(server), Some(repo), Some(run)) => format!("{server}/{repo}/actions/runs/{run}"),
+        _ => repo_url.to_owned(),
+    };
+    let units: Vec<String> = report
+        .waves
+        .iter()
+        .flat_map(|w| w.units.iter())
+        .map(|u| {
+            let counts = match (u["add"].as_u64(), u["change"].as_u64(), u["destroy"].as_u64()) {
+                (Some(a), Some(c), Some(d)) => format!(" +{a} ~{c} -{d}"),
+                _ => String::new(),
+            };
+            format!("{} {}{counts}", u["path"].as_str().unwrap_or("?"), u["status"].as_str().unwrap_or("?"))
+        })
+        .collect();
+    let message = SlackMessage {
+        branch: args.branch.clone(),
+        status: format!("{stage} {}", report.outcome),
+        url,
+        repo: env("GITHUB_REPOSITORY").unwrap_or_else(|| repo_url.to_owned()),
+        actor: args.backend.actor.clone(),
+        account: None,
+        run_id: Some(report.run_id.clone()).filter(|r| !r.is_empty()),
+        summary: Some(units.join("\n")).filter(|s| !s.is_empty()),
+    };
+    match post(webhook.trim(), &message, &RetryPolicy::default()) {
+        Ok(_) => eprintln!("deploy-runner: notified Slack: {}", message.status),
+        Err(e) => eprintln!("deploy-runner: warning: the Slack notification failed: {e}"),
+    }
+}
+
+/// Warns when the repo's accounts.json orders accounts differently from the policy (the policy wins).
+fn warn_on_order_mismatch(backend: &Backend, report: &ChangeReport) {
+    let Some(policy) = backend.local_policy() else { return };
+    let policy_order = policy.accounts_in_deploy_order();
+    let mut repo_order: Vec<&str> = Vec::new();
+    for unit in &report.units {
+        if !repo_order.contains(&unit.account.as_str()) {
+            repo_order.push(&unit.account);
+        }
+    }
+    let by_policy: Vec<&str> = policy_order.iter().copied().filter(|a| repo_order.contains(a)).collect();
+    if by_policy != repo_order {
+        eprintln!(
+            "deploy-runner: warning: accounts.json orders the accounts {} but the policy deploys {}; the policy wins",
+            repo_order.join(" -> "),
+            by_policy.join(" -> ")
+        );
+    }
+}
+
+fn print_changes(report: &ChangeReport) {
+    eprintln!("changes {}..{}", &report.base[..12.min(report.base.len())], &report.head[..12.min(report.head.len())]);
+    for unit in &report.units {
+        eprintln!("  {:<8} {:<10} {:<50} {}", unit.account, unit.change.as_str(), unit.path, unit.reasons.join(", "));
+    }
+    for skipped in &report.skipped {
+        eprintln!("  skipped             {:<50} {}", skipped.path, skipped.reason);
+    }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
+/// Runs the pipeline.
+pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
+    let backend = Backend::from_args(&args.backend)?;
+    let apply_refs: Vec<String> = match backend.local_policy() {
+        Some(policy) => policy.document().apply_refs.clone(),
+        None => DEFAULT_APPLY_REFS.iter().map(|r| (*r).to_owned()).collect(),
+    };
+    let repo = GitRepo::open(&args.repo)?;
+    let base = resolve_base(&args, apply_refs.first().map_or("main", String::as_str))?;
+    let report = detect_changes(
+        &repo,
+        &base,
+        &args.head,
+        &DetectOptions { with_dependents: args.with_dependents, ..DetectOptions::default() },
+    )?;
+    let repo_url = match &args.repo_url {
+        Some(url) => url.clone(),
+        None => {
+            git_output(&args.repo, &["remote", "get-url", "origin"]).context("no --repo-url and no origin remote")?
+        }
+    };
+    print_changes(&report);
+    warn_on_order_mismatch(&backend, &report);
+    let ci_id = std::env::var("GITHUB_RUN_ID").ok().filter(|v| !v.is_empty()).map(|run| {
+        let attempt = std::env::var("GITHUB_RUN_ATTEMPT").unwrap_or_else(|_| "1".into());
+        format!("gh-{run}-{attempt}")
+    });
+    let stamp = format!("{}-{}", &report.head[..12.min(report.head.len())], unix_seconds());
+    let mut summary = json!({"event": format!("{:?}", args.event).to_lowercase(), "branch": args.branch,
+                             "base": report.base, "head": report.head, "changes": report, "plan": null,
+                             "apply": null, "applied": false});
+    if report.units.is_empty() {
+        eprintln!("\nno units selected: nothing to plan or apply");
+        summary["succeeded"] = json!(true);
+        return finish(&args, &summary, true);
+    }
+
+    eprintln!("\n== plan: {} unit(s) at {} ==", report.units.len(), &report.head[..12.min(report.head.len())]);
+    let plan_request = rollout_request(
+        &args.backend.actor,
+        ci_id.as_ref().map(|id| format!("{id}-plan")),
+        &repo_url,
+        &report,
+        RolloutMode::Plan,
+    );
+    let plan = backend.rollout(&plan_request, &format!("ci-plan-{stamp}"))?;
+    print_summary("plan", &plan);
+    notify(&args, &repo_url, "plan", &plan);
+    summary["plan"] = serde_json::to_value(&plan)?;
+
+    let applies = args.event == CiEvent::Push && apply_refs.contains(&args.branch);
+    if !plan.succeeded() || !applies {
+        if !applies {
+            eprintln!("\nno apply: {} of {} is not a push to an apply ref", summary["event"], args.branch);
+        } else {
+            eprintln!("\nno apply: a plan did not succeed");
+        }
+        summary["succeeded"] = json!(plan.succeeded());
+        return finish(&args, &summary, plan.succeeded());
+    }
+
+    eprintln!("\n== apply: deploy order, at the planned commit {} ==", report.head);
+    let apply_request = rollout_request(
+        &args.backend.actor,
+        ci_id.as_ref().map(|id| format!("{id}-apply")),
+        &repo_url,
+        &report,
+        RolloutMode::Apply,
+    );
+    let apply = backend.rollout(&apply_request, &format!("ci-apply-{stamp}"))?;
+    print_summary("apply", &apply);
+    notify(&args, &repo_url, "apply", &apply);
+    if !apply.succeeded() && !apply.run_id.is_empty() {
+        eprintln!("resume after the fix with: deploy-runner resume --run {}", apply.run_id);
+    }
+    summary["apply"] = serde_json::to_value(&apply)?;
+    summary["applied"] = json!(apply.succeeded());
+    summary["succeeded"] = json!(apply.succeeded());
+    finish(&args, &summary, apply.succeeded())
+}
+
+fn finish(args: &CiArgs, summary: &Value, succeeded: bool) -> anyhow::Result<ExitCode> {
+    if resolve_format(args.format) == Format::Json {
+        print_json(summary)?;
+    } else {
+        println!(
+            "\nci {}: {}",
+            summary["branch"].as_str().unwrap_or(""),
+            if succeeded { "succeeded" } else { "FAILED" }
+        );
+    }
+    Ok(if succeeded { ExitCode::SUCCESS } else { ExitCode::from(crate::EXIT_FAILED) })
+}

@@ -1,0 +1,409 @@
+//! The local backend (the embedded default): the gate in-process, the deploy task as a local process, rollouts
+//! through the local sequencer with the same semantics as the state machine.
+//!
+//! Each wave's output goes to the terminal, prefixed with its account, and to its own log file under the state
+//! directory. Ctrl-C stops the running task's whole process group (SIGTERM, then SIGKILL after the grace period)
+//! and records the run as interrupted, so `deploy-runner resume` can finish it. State is saved after every step.
+
+use deploy_runner_gate::{ActionRequest, Gate, Policy, Request, Rollout};
+use deploy_runner_rollout::sequencer::WaveStatus;
+use deploy_runner_rollout::{
+    execute, plan_waves, Approval, Approver, FileStore, RunState, RunStatus, Wave, WaveResult, WaveRunner,
+};
+use deploy_runner_task::mask::Masker;
+use deploy_runner_task::process::{run_streamed, RunContext};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The default state directory (relative to the working directory).
+pub const DEFAULT_STATE_DIR: &str = ".deploy-runner";
+/// The environment variable naming the task binary (default: `deploy-runner-task` next to this executable).
+pub const ENV_TASK_BIN: &str = "DEPLOY_RUNNER_TASK_BIN";
+
+/// Why a local operation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// A file or process problem.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The gate refused.
+    #[error("denied ({reason}): {message}")]
+    Denied {
+        /// The gate's reason code.
+        reason: String,
+        /// The gate's message.
+        message: String,
+    },
+    /// The run is not in a state that allows the operation.
+    #[error("{0}")]
+    State(String),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
+    let context = context.into();
+    move |source| LocalError::Io { context, source }
+}
+
+/// Where the task binary is: `$DEPLOY_RUNNER_TASK_BIN`, else next to the running executable, else on `PATH`.
+pub fn task_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os(ENV_TASK_BIN).filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("deploy-runner-task")))
+        .filter(|path| path.exists())
+        .unwrap_or_else(|| PathBuf::from("deploy-runner-task"))
+}
+
+/// Set on Ctrl-C (SIGINT) or SIGTERM; everything that waits checks it.
+pub fn interrupt_flag() -> Result<Arc<AtomicBool>, LocalError> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, flag.clone()).map_err(io("cannot install the Ctrl-C handler"))?;
+    }
+    Ok(flag)
+}
+
+/// Runs the deploy task as a local process, the way ECS would run the container.
+#[derive(Clone)]
+pub struct LocalTask {
+    /// The task executable.
+    pub binary: PathBuf,
+    /// The policy text handed to the task (it re-checks every request).
+    pub policy_json: String,
+    /// Set when the user asked to stop.
+    pub interrupt: Arc<AtomicBool>,
+    /// How long the task gets after SIGTERM.
+    pub grace: Duration,
+    /// Print the task's output (false: only the log file gets it).
+    pub echo: bool,
+}
+
+/// How a local task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskOutcome {
+    /// Its exit code (`None` when a signal ended it).
+    pub exit_code: Option<i32>,
+    /// Whether the user stopped it.
+    pub interrupted: bool,
+    /// Its stdout's JSON lines (the task's machine-readable events, e.g. the wave summary).
+    pub events: Vec<serde_json::Value>,
+}
+
+impl LocalTask {
+    /// Runs `request` as run `run_id`; output is prefixed with `prefix` and appended to `log_file`.
+    pub fn run(
+        &self,
+        request: &Request,
+        run_id: &str,
+        prefix: &str,
+        log_file: &Path,
+    ) -> Result<TaskOutcome, LocalError> {
+        if let Some(dir) = log_file.parent() {
+            std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_file)
+            .map_err(io(format!("cannot open {}", log_file.display())))?;
+        let mut command = Command::new(&self.binary);
+        command
+            .args(["run", "--request"])
+            .arg(request.to_json().to_string())
+            .env("DEPLOY_RUNNER_POLICY", &self.policy_json)
+            .env("DEPLOY_RUNNER_RUN_ID", run_id);
+        let token = std::env::var("GITHUB_TOKEN").unwrap_or_default();
+        let masker = Masker::new([token.as_str()].into_iter().filter(|t| !t.is_empty()));
+        let ctx = RunContext {
+            prefix: prefix.to_owned(),
+            masker: &masker,
+            stop: &self.interrupt,
+            grace: self.grace,
+            capture_stdout: true,
+            log: Some(Arc::new(Mutex::new(file))),
+            echo: self.echo,
+        };
+        let result =
+            run_streamed(command, &ctx).map_err(io(format!("cannot run the deploy task {}", self.binary.display())))?;
+        let events =
+            result.stdout.lines().filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(l).ok()).collect();
+        // A task killed by a signal reports 128 + n, which is a failure like any non-zero code.
+        Ok(TaskOutcome { exit_code: Some(result.exit_code), interrupted: result.stopped, events })
+    }
+}
+
+/// The log file of wave `index` (account `account`) of `run_id`.
+pub fn wave_log(state_dir: &Path, run_id: &str, index: usize, account: &str) -> PathBuf {
+    state_dir.join("runs").join(run_id).join(format!("{:02}-{account}.log", index + 1))
+}
+
+/// What each wave's task reported (its summary events), for the caller's final table.
+pub type WaveEvents = Vec<(String, Vec<serde_json::Value>)>;
+
+/// Runs each wave as one local task in wave mode.
+pub struct LocalWaveRunner {
+    /// The task runner.
+    pub task: LocalTask,
+    /// The state directory (log files go under it).
+    pub state_dir: PathBuf,
+    /// CI's actor, recorded in each wave's request.
+    pub actor: String,
+    /// What each wave reported, in order.
+    pub events: WaveEvents,
+    /// Called when a wave starts and ends (progress display).
+    pub on_wave: Box<dyn FnMut(&Wave, Option<&WaveResult>)>,
+}
+
+impl WaveRunner for LocalWaveRunner {
+    fn run(&mut self, run_id: &str, index: usize, wave: &Wave) -> WaveResult {
+        (self.on_wave)(wave, None);
+        let request =
+            Request { actor: self.actor.clone(), request_id: None, body: ActionRequest::Rollout(wave.request.clone()) };
+        let log = wave_log(&self.state_dir, run_id, index, &wave.account);
+        let result = match self.task.run(&request, run_id, &format!("{} | ", wave.account), &log) {
+            Ok(outcome) if outcome.interrupted => WaveResult::Interrupted,
+            Ok(outcome) => {
+                self.events.push((wave.account.clone(), outcome.events));
+                WaveResult::Exited(outcome.exit_code)
+            }
+            Err(e) => {
+                eprintln!("deploy-runner: {e}");
+                let _ = std::fs::OpenOptions::new().append(true).open(&log).map(|mut f| writeln!(f, "{e}"));
+                WaveResult::Exited(None)
+            }
+        };
+        (self.on_wave)(wave, Some(&result));
+        result
+    }
+}
+
+/// An answer written by `deploy-runner approve|reject --local`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// True to approve.
+    pub approved: bool,
+    /// Who answered.
+    pub by: String,
+    /// Why.
+    pub comment: Option<String>,
+}
+
+fn approval_path(state_dir: &Path, run_id: &str, account: &str) -> PathBuf {
+    state_dir.join("runs").join(run_id).join("approvals").join(format!("{account}.json"))
+}
+
+/// Records an answer for the wave of `account` that `run_id` waits on; refuses when it is not waiting.
+pub fn answer_approval(
+    state_dir: &Path,
+    run_id: &str,
+    account: &str,
+    record: &ApprovalRecord,
+) -> Result<(), LocalError> {
+    let state = load_run(state_dir, run_id)?;
+    let waiting = state.waves.iter().any(|w| w.account == account && w.status == WaveStatus::AwaitingApproval);
+    if !waiting {
+        return Err(LocalError::State(format!("run {run_id} is not waiting for an approval of {account}")));
+    }
+    let path = approval_path(state_dir, run_id, account);
+    let dir = path.parent().unwrap_or(state_dir);
+    std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    let temporary = path.with_extension("json.tmp");
+    let text = serde_json::to_string(record).unwrap_or_default();
+    std::fs::write(&temporary, text).map_err(io(format!("cannot write {}", temporary.display())))?;
+    std::fs::rename(&temporary, &path).map_err(io(format!("cannot write {}", path.display())))
+}
+
+/// Asks for approvals: pre-approved accounts pass, an answer file written by `deploy-runner approve` decides, and
+/// on a terminal the user may answer at a prompt. Ctrl-C and the timeout end the wait.
+pub struct LocalApprover {
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// Accounts approved up front (`--approve ACCOUNT`).
+    pub pre_approved: Vec<String>,
+    /// How long to wait for an answer.
+    pub timeout: Duration,
+    /// Set on Ctrl-C.
+    pub interrupt: Arc<AtomicBool>,
+    /// Prompt on the terminal when stdin is one.
+    pub prompt: bool,
+}
+
+impl Approver for LocalApprover {
+    fn approve(&mut self, run_id: &str, wave: &Wave) -> Approval {
+        if self.pre_approved.contains(&wave.account) {
+            return Approval::Approved("--approve".into());
+        }
+        let path = approval_path(&self.state_dir, run_id, &wave.account);
+        let _ = std::fs::remove_file(&path);
+        eprintln!(
+            "deploy-runner: the {} wave waits for approval: deploy-runner approve --local --run {run_id} --account {} \
+             (or reject); timeout {}s",
+            wave.account,
+            wave.account,
+            self.timeout.as_secs()
+        );
+        let answers = (self.prompt && std::io::stdin().is_terminal()).then(|| {
+            eprint!("approve the {} wave? [y/N] ", wave.account);
+            let _ = std::io::stderr().flush();
+            let (sender, receiver) = mpsc::channel();
+            // A reader thread, so the timeout, Ctrl-C and answer files keep working while the prompt waits.
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                if std::io::stdin().lock().read_line(&mut line).is_ok() {
+                    let _ = sender.send(line);
+                }
+            });
+            receiver
+        });
+        let started = Instant::now();
+        loop {
+            if self.interrupt.load(Ordering::SeqCst) {
+                return Approval::Interrupted;
+            }
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                if let Ok(record) = serde_json::from_str::<ApprovalRecord>(&text) {
+                    let _ = std::fs::remove_file(&path);
+                    return if record.approved { Approval::Approved(record.by) } else { Approval::Rejected(record.by) };
+                }
+            }
+            if let Some(line) = answers.as_ref().and_then(|r| r.try_recv().ok()) {
+                let by = std::env::var("USER").unwrap_or_else(|_| "terminal".into());
+                return if matches!(line.trim(), "y" | "Y" | "yes") {
+                    Approval::Approved(by)
+                } else {
+                    Approval::Rejected(by)
+                };
+            }
+            if started.elapsed() >= self.timeout {
+                return Approval::TimedOut;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The saved state of `run_id`.
+pub fn load_run(state_dir: &Path, run_id: &str) -> Result<RunState, LocalError> {
+    FileStore::new(state_dir)
+        .load(run_id)
+        .map_err(io(format!("cannot read the state of run {run_id}")))?
+        .ok_or_else(|| LocalError::State(format!("no local run {run_id} under {}", state_dir.display())))
+}
+
+/// A lock that marks a run as being executed by a live process, so a second `resume` can't run it twice.
+struct RunLock(PathBuf);
+
+impl RunLock {
+    fn take(state_dir: &Path, run_id: &str) -> Result<RunLock, LocalError> {
+        let path = state_dir.join("runs").join(format!("{run_id}.lock"));
+        if let Ok(pid) = std::fs::read_to_string(&path) {
+            let alive = Path::new("/proc").join(pid.trim()).exists();
+            if alive && pid.trim() != std::process::id().to_string() {
+                return Err(LocalError::State(format!("run {run_id} is being executed by process {}", pid.trim())));
+            }
+        }
+        std::fs::create_dir_all(state_dir.join("runs")).map_err(io("cannot create the state directory"))?;
+        std::fs::write(&path, std::process::id().to_string())
+            .map_err(io(format!("cannot write {}", path.display())))?;
+        Ok(RunLock(path))
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The local sequencer: plans, runs and resumes rollouts under a state directory.
+pub struct LocalSequencer {
+    /// The policy (deploy order, approvals; the gate).
+    pub policy: Policy,
+    /// The state directory.
+    pub state_dir: PathBuf,
+}
+
+impl LocalSequencer {
+    /// The accounts whose waves wait for approval: the policy's, for apply rollouts only (a plan changes nothing).
+    fn approvals(&self, state: &RunState) -> Vec<String> {
+        let applies = state.plan.first().is_some_and(|w| w.request.mode == deploy_runner_gate::RolloutMode::Apply);
+        if applies {
+            self.policy.document().approval_accounts.clone()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Gates `request` (a rollout) and returns it, or the denial.
+    pub fn admit(&self, request: &Request) -> Result<Rollout, LocalError> {
+        match Gate::new(self.policy.clone()).check(request) {
+            Ok(admitted) => match admitted.request.body {
+                ActionRequest::Rollout(rollout) => Ok(rollout),
+                other => Err(LocalError::State(format!("{} is not a rollout", other.action()))),
+            },
+            Err(denial) => Err(LocalError::Denied { reason: denial.reason.to_string(), message: denial.message }),
+        }
+    }
+
+    /// Starts run `run_id` of an admitted rollout.
+    pub fn start(
+        &self,
+        run_id: &str,
+        rollout: &Rollout,
+        runner: &mut dyn WaveRunner,
+        approver: &mut dyn Approver,
+    ) -> Result<RunState, LocalError> {
+        let mut store = FileStore::new(&self.state_dir);
+        if store.load(run_id).map_err(io("cannot read the run state"))?.is_some() {
+            return Err(LocalError::State(format!("run {run_id} exists already; resume it instead")));
+        }
+        let waves = plan_waves(&self.policy, rollout).map_err(|e| LocalError::State(e.to_string()))?;
+        let mut state = RunState::new(run_id, waves);
+        let _lock = RunLock::take(&self.state_dir, run_id)?;
+        let approvals = self.approvals(&state);
+        execute(&mut state, &approvals, runner, approver, &mut store).map_err(io("cannot save the run state"))?;
+        Ok(state)
+    }
+
+    /// Resumes `run_id` from its first wave that did not succeed, after the gate re-checks what remains.
+    pub fn resume(
+        &self,
+        run_id: &str,
+        actor: &str,
+        runner: &mut dyn WaveRunner,
+        approver: &mut dyn Approver,
+    ) -> Result<RunState, LocalError> {
+        let _lock = RunLock::take(&self.state_dir, run_id)?;
+        let mut state = load_run(&self.state_dir, run_id)?;
+        if state.status == RunStatus::Succeeded {
+            return Err(LocalError::State(format!("every wave of run {run_id} already succeeded")));
+        }
+        for (wave, record) in state.plan.iter().zip(&state.waves) {
+            if record.status == WaveStatus::Succeeded {
+                continue;
+            }
+            let request = Request {
+                actor: actor.to_owned(),
+                request_id: None,
+                body: ActionRequest::Rollout(wave.request.clone()),
+            };
+            self.admit(&request)?;
+        }
+        let mut store = FileStore::new(&self.state_dir);
+        let approvals = self.approvals(&state);
+        execute(&mut state, &approvals, runner, approver, &mut store).map_err(io("cannot save the run state"))?;
+        Ok(state)
+    }
+}
