@@ -21,7 +21,7 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 ZIG := $(VENV)/.ziglang-$(ZIGLANG_VERSION)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build demo tools test lambda bench bench-changes bench-cold-start fuzz lint clean-tools
+.PHONY: all build demo tools test lambda bench bench-changes bench-rollout bench-cold-start fuzz lint clean-tools
 
 all: test
 
@@ -88,6 +88,9 @@ clean-tools:
 
 bench-changes:
 	$(CARGO) bench --locked -p deploy-runner-e2e --bench changes_scale
+
+bench-rollout:
+	$(CARGO) bench --locked -p deploy-runner-cli --bench wave_overhead
 
 bench-cold-start: $(MOTO)
 	$(CARGO) bench --locked -p deploy-runner-e2e --bench cold_start
