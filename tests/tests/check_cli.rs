@@ -141,7 +141,9 @@ fn describe_lists_every_action_with_its_fields_and_container() {
     let json = stdout_json(&output);
     let actions = json["actions"].as_array().expect("actions");
     let find = |name: &str| actions.iter().find(|a| a["action"] == name).unwrap_or_else(|| panic!("{name} missing"));
-    assert_eq!(actions.len(), 11);
+    assert_eq!(actions.len(), 14);
+    assert_eq!(find("approve")["fields"], serde_json::json!(["run_id", "account", "comment (optional)"]));
+    assert_eq!(find("resume")["containers"], serde_json::json!([]));
     assert_eq!(find("apply")["containers"], serde_json::json!(["applier"]));
     assert_eq!(find("plan-destroy")["fields"], serde_json::json!(["repo", "ref", "path", "source_ref"]));
     assert_eq!(find("build-image")["containers"], serde_json::json!(["image-builder"]));
