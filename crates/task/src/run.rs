@@ -224,15 +224,7 @@ impl Task {
 
     /// Runs the tool's commands for `operation` in `dir`, stopping at the first that fails.
     fn run_tool(&self, dir: &Path, unit: &str, operation: Operation) -> Result<ToolResult, TaskError> {
-        let ctx = RunContext {
-            prefix: format!("[{unit}] "),
-            masker: &self.masker,
-            stop: &self.stop,
-            grace: Duration::from_secs(self.env.config.grace_period_secs),
-            capture_stdout: false,
-            log: None,
-            echo: true,
-        };
+        let ctx = self.run_context(unit);
         let mut last = ToolResult::default();
         for args in commands(self.style(), operation) {
             if self.stop.load(Ordering::SeqCst) {
