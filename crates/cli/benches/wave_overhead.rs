@@ -28,7 +28,11 @@ fn rollout(accounts: usize) -> Rollout {
         git_ref: "main".into(),
         mode: RolloutMode::Apply,
         units: (0..accounts)
-            .map(|i| RolloutUnit { path: format!("acct{i}/us-east-1/app"), change: ChangeKind::Modified, source_ref: None })
+            .map(|i| RolloutUnit {
+                path: format!("acct{i}/us-east-1/app"),
+                change: ChangeKind::Modified,
+                source_ref: None,
+            })
             .collect(),
     }
 }

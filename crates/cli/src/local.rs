@@ -6,6 +6,7 @@
 //! and records the run as interrupted, so `deploy-runner resume` can finish it. State is saved after every step.
 
 use deploy_runner_gate::{ActionRequest, Gate, Policy, Request, Rollout};
+use deploy_runner_rollout::execution::task_command;
 use deploy_runner_rollout::sequencer::WaveStatus;
 use deploy_runner_rollout::{
     execute, plan_waves, Approval, Approver, FileStore, RunState, RunStatus, Wave, WaveResult, WaveRunner,
@@ -119,9 +120,9 @@ impl LocalTask {
             .open(log_file)
             .map_err(io(format!("cannot open {}", log_file.display())))?;
         let mut command = Command::new(&self.binary);
+        // The same arguments the container gets; the binary is ours instead of the image's entrypoint.
         command
-            .args(["run", "--request"])
-            .arg(request.to_json().to_string())
+            .args(&task_command(request)[1..])
             .env("DEPLOY_RUNNER_POLICY", &self.policy_json)
             .env("DEPLOY_RUNNER_RUN_ID", run_id);
         let token = std::env::var("GITHUB_TOKEN").unwrap_or_default();

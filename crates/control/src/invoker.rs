@@ -184,9 +184,7 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
                 tags.push((key.to_owned(), tag_value(value)));
             }
         }
-        let mut command: Vec<String> = TASK_COMMAND.iter().map(|s| (*s).to_owned()).collect();
-        // The typed request, re-encoded: only validated fields reach the command.
-        command.push(request.to_json().to_string());
+        let command = deploy_runner_rollout::execution::task_command(request);
         let run = RunTaskRequest {
             cluster: self.runtime.cluster_arn.clone(),
             task_definition: self.runtime.task_definitions.for_container(container).to_owned(),

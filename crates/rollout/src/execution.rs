@@ -90,12 +90,17 @@ pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
     format!("{}:{name}", state_machine_arn.replacen(":stateMachine:", ":execution:", 1))
 }
 
-/// The task command of a wave: its rollout, as a request of `actor`.
-pub fn wave_command(actor: &str, wave: &Rollout) -> Vec<String> {
-    let request = Request { actor: actor.to_owned(), request_id: None, body: ActionRequest::Rollout(wave.clone()) };
+/// The deploy task's command for `request`: [`TASK_COMMAND`] and the typed request, re-encoded, so only validated
+/// fields reach the task. ECS overrides, the state machine's waves and local task processes all use it.
+pub fn task_command(request: &Request) -> Vec<String> {
     let mut command: Vec<String> = TASK_COMMAND.iter().map(|s| (*s).to_owned()).collect();
     command.push(request.to_json().to_string());
     command
+}
+
+/// The task command of a wave: its rollout, as a request of `actor`.
+pub fn wave_command(actor: &str, wave: &Rollout) -> Vec<String> {
+    task_command(&Request { actor: actor.to_owned(), request_id: None, body: ActionRequest::Rollout(wave.clone()) })
 }
 
 /// Builds the input of one execution. `task_definition` is the planner's or the applier's, by mode.
