@@ -3,6 +3,7 @@
 //! The task binary is `true`, so what is measured is everything around a real task. Goal: under 50 ms per wave.
 //!
 //! Run: `make bench-rollout` (or `cargo bench -p deploy-runner-cli --bench wave_overhead`).
+#![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use deploy_runner_cli::local::{LocalApprover, LocalSequencer, LocalTask, LocalWaveRunner};

@@ -222,24 +222,15 @@ pub struct BuildImageArgs {
 /// Flags of `deploy-runner deploy-image`.
 #[derive(Debug, clap::Args)]
 pub struct DeployImageArgs {
-    /// The unit whose variable holds the image tag.
-    #[arg(long)]
-    pub path: String,
+    /// The unit whose variable holds the image tag, its repo and the branch to commit to (an apply ref).
+    #[command(flatten)]
+    pub unit: UnitArgs,
     /// The variable.
     #[arg(long, default_value = "image_version")]
     pub variable: String,
     /// The new value (the image tag).
     #[arg(long)]
     pub value: String,
-    /// The infrastructure-live repo URL.
-    #[arg(long = "repo-url", value_name = "URL")]
-    pub repo_url: String,
-    /// The branch to commit to (an apply ref).
-    #[arg(long = "ref", value_name = "REF", default_value = "main")]
-    pub git_ref: String,
-    /// Where to send it.
-    #[command(flatten)]
-    pub backend: BackendArgs,
 }
 
 /// Flags of `deploy-runner describe`.

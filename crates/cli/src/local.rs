@@ -153,6 +153,9 @@ pub fn wave_log(state_dir: &Path, run_id: &str, index: usize, account: &str) -> 
 /// What each wave's task reported (its summary events), for the caller's final table.
 pub type WaveEvents = Vec<(String, Vec<serde_json::Value>)>;
 
+/// Told when a wave starts (`None`) and how it ended (progress display).
+pub type WaveObserver = Box<dyn FnMut(&Wave, Option<&WaveResult>)>;
+
 /// Runs each wave as one local task in wave mode.
 pub struct LocalWaveRunner {
     /// The task runner.
@@ -164,7 +167,7 @@ pub struct LocalWaveRunner {
     /// What each wave reported, in order.
     pub events: WaveEvents,
     /// Called when a wave starts and ends (progress display).
-    pub on_wave: Box<dyn FnMut(&Wave, Option<&WaveResult>)>,
+    pub on_wave: WaveObserver,
 }
 
 impl WaveRunner for LocalWaveRunner {

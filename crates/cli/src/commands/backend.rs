@@ -7,7 +7,6 @@ use crate::local::{
     LocalTask, LocalWaveRunner,
 };
 use crate::remote::Remote;
-use anyhow::Context;
 use deploy_runner_gate::{ActionRequest, Gate, Policy, Request, Rollout};
 use deploy_runner_rollout::{RunState, RunStatus, WaveResult};
 use serde::Serialize;
@@ -30,7 +29,7 @@ pub struct LocalBackend {
 /// Where requests go.
 pub enum Backend {
     /// In-process gate, local task processes, the local sequencer.
-    Local(LocalBackend),
+    Local(Box<LocalBackend>),
     /// The invoker Lambda.
     Aws {
         /// The invoker.
@@ -109,22 +108,20 @@ impl Backend {
         let Some(path) = &args.config else {
             anyhow::bail!("the local backend needs --config POLICY.json (or use --function-name for AWS)");
         };
-        let policy_json =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read policy {}", path.display()))?;
-        let policy = Policy::from_json(&policy_json).with_context(|| format!("invalid policy {}", path.display()))?;
+        let (policy_json, policy) = super::check::read_policy(path)?;
         for account in &args.pre_approve {
             if policy.account(account).is_none() {
                 anyhow::bail!("--approve {account}: the policy has no such account");
             }
         }
-        Ok(Backend::Local(LocalBackend {
+        Ok(Backend::Local(Box::new(LocalBackend {
             policy,
             policy_json,
             state_dir: args.state_dir.clone(),
             pre_approved: args.pre_approve.clone(),
             approval_timeout: Duration::from_secs(args.approval_timeout),
             interrupt: interrupt_flag()?,
-        }))
+        })))
     }
 
     /// The policy, when local (for checks like deploy order warnings).

@@ -8,9 +8,6 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Exit status of a denied request.
-const EXIT_DENIED: u8 = 3;
-
 /// Reads the policy and request, evaluates, prints the decision.
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let policy = load_policy(&args.config)?;
@@ -23,13 +20,19 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             println!("{verdict} ({}): {}", decision.reason, decision.message);
         }
     }
-    Ok(if decision.is_allowed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_DENIED) })
+    Ok(if decision.is_allowed() { ExitCode::SUCCESS } else { ExitCode::from(crate::EXIT_DENIED) })
 }
 
 /// Loads and validates a policy file; any problem is an error (exit 2), never a silent allow.
 pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
+    read_policy(path).map(|(_, policy)| policy)
+}
+
+/// Loads and validates a policy file, keeping its text too (the local backend hands it to the task).
+pub fn read_policy(path: &Path) -> anyhow::Result<(String, Policy)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read policy {}", path.display()))?;
-    Policy::from_json(&text).with_context(|| format!("invalid policy {}", path.display()))
+    let policy = Policy::from_json(&text).with_context(|| format!("invalid policy {}", path.display()))?;
+    Ok((text, policy))
 }
 
 /// Reads the raw request bytes from a file or, for `-`, stdin. Decoding is the gate's job, so bytes stay raw.

@@ -49,12 +49,13 @@ pub fn build_image(args: BuildImageArgs) -> anyhow::Result<ExitCode> {
 
 /// `deploy-runner deploy-image`: update-variable on infrastructure-live.
 pub fn deploy_image(args: DeployImageArgs) -> anyhow::Result<ExitCode> {
+    let unit = &args.unit;
     let body = ActionRequest::UpdateVariable(VariableUpdate {
-        repo: args.repo_url,
-        git_ref: args.git_ref,
-        path: args.path,
+        repo: unit.repo_url.clone(),
+        git_ref: unit.git_ref.clone(),
+        path: unit.path.clone(),
         variable: args.variable,
         value: args.value,
     });
-    send(&args.backend, body)
+    send(&unit.backend, body)
 }
