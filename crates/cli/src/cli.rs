@@ -129,6 +129,7 @@ pub enum CiEvent {
     /// A push to a branch: plan, and apply when the branch is an apply ref.
     Push,
     /// A pull request: plan only.
+    #[value(name = "pull_request")]
     PullRequest,
 }
 
