@@ -130,8 +130,9 @@ fn an_approval_from_another_process_lets_the_prod_wave_run() {
         let text = std::fs::read_to_string(dir.path().join("state/runs").join(&run_id).join(log)).expect(log);
         assert!(text.contains("Apply complete"), "{log}: {text}");
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("dev | ") && stdout.contains("prod | "), "output is prefixed by account: {stdout}");
+    assert!(stderr.contains("dev | ") && stderr.contains("prod | "), "output is prefixed by account: {stderr}");
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is exactly the JSON answer");
+    assert_eq!(answer["outcome"], "succeeded");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use deploy_runner_rollout::{
     execute, plan_waves, Approval, Approver, FileStore, RunState, RunStatus, Wave, WaveResult, WaveRunner,
 };
 use deploy_runner_task::mask::Masker;
-use deploy_runner_task::process::{run_streamed, RunContext};
+use deploy_runner_task::process::{run_streamed, Echo, RunContext};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -87,7 +87,7 @@ pub struct LocalTask {
     pub interrupt: Arc<AtomicBool>,
     /// How long the task gets after SIGTERM.
     pub grace: Duration,
-    /// Print the task's output (false: only the log file gets it).
+    /// Print the task's output on stderr (false: only the log file gets it).
     pub echo: bool,
 }
 
@@ -134,7 +134,8 @@ impl LocalTask {
             grace: self.grace,
             capture_stdout: true,
             log: Some(Arc::new(Mutex::new(file))),
-            echo: self.echo,
+            // Progress, not a result: stdout stays free for the command's own answer (--format json).
+            echo: if self.echo { Echo::Stderr } else { Echo::Off },
         };
         let result =
             run_streamed(command, &ctx).map_err(io(format!("cannot run the deploy task {}", self.binary.display())))?;

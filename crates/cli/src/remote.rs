@@ -41,8 +41,8 @@ impl Remote {
             .with_context(|| format!("invoking {}", self.function))
     }
 
-    /// Follows `run_id` until it ends or `max_wait` passes, printing each new log line prefixed by its account
-    /// (rollouts) when `echo` is set.
+    /// Follows `run_id` until it ends or `max_wait` passes, printing each new log line on stderr, prefixed by its
+    /// account for rollouts, when `echo` is set.
     pub fn follow(&self, actor: &str, run_id: &str, max_wait: Duration, echo: bool) -> anyhow::Result<Followed> {
         let started = Instant::now();
         let mut delay = Duration::from_secs(2);
@@ -116,10 +116,11 @@ impl Remote {
                         summaries.insert(key.clone(), summary);
                     }
                 }
+                // Logs are progress: stderr, so stdout holds only the command's answer.
                 if echo {
                     match &account {
-                        Some(a) => println!("{a} | {line}"),
-                        None => println!("{line}"),
+                        Some(a) => eprintln!("{a} | {line}"),
+                        None => eprintln!("{line}"),
                     }
                 }
             }

@@ -39,8 +39,19 @@ pub struct RunContext<'a> {
     pub capture_stdout: bool,
     /// Also append every (masked) line here: the local sequencer's per-wave log file.
     pub log: Option<Arc<Mutex<std::fs::File>>>,
-    /// Print the lines to our stdout/stderr (false: only the log file gets them).
-    pub echo: bool,
+    /// Where the lines are printed besides the log file.
+    pub echo: Echo,
+}
+
+/// Where a tool's output lines are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Echo {
+    /// Its stdout to our stdout, its stderr to our stderr (the task: the container's streams are the logs).
+    Inherit,
+    /// Both to our stderr, keeping our stdout for a result (the CLI's `--format json`).
+    Stderr,
+    /// Nowhere (only the log file gets them).
+    Off,
 }
 
 /// Runs `command` to completion, streaming its output. The tool gets its own process group so that a stop reaches
@@ -94,9 +105,9 @@ fn pump(
                 let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let _ = writeln!(file, "{masked}");
             }
-            let _ = if !echo {
+            let _ = if echo == Echo::Off {
                 Ok(())
-            } else if to_stderr {
+            } else if to_stderr || echo == Echo::Stderr {
                 let mut err = std::io::stderr().lock();
                 writeln!(err, "{prefix}{masked}").and_then(|_| err.flush())
             } else {

@@ -5,7 +5,7 @@ use crate::confine::{confine, ConfineError};
 use crate::git::{Credentials, GitError, PushOutcome, Repo};
 use crate::mask::Masker;
 use crate::plan::PlanCounts;
-use crate::process::{run_captured, run_streamed, RunContext, ToolResult, EXIT_TERMINATED};
+use crate::process::{run_captured, run_streamed, Echo, RunContext, ToolResult, EXIT_TERMINATED};
 use crate::tool::{commands, Operation, ToolStyle, TOOL_ENV};
 use crate::update::{set_input, Edited};
 use deploy_runner_gate::{
@@ -476,7 +476,7 @@ impl Task {
             grace: Duration::from_secs(self.env.config.grace_period_secs),
             capture_stdout: false,
             log: None,
-            echo: true,
+            echo: Echo::Inherit,
         }
     }
 }

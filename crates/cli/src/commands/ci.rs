@@ -7,6 +7,7 @@ use super::runs::print_summary;
 use crate::cli::{CiArgs, CiEvent, Format};
 use crate::output::{print_json, resolve_format};
 use anyhow::Context;
+use clap::ValueEnum;
 use deploy_runner_changes::git::GitRepo;
 use deploy_runner_changes::{detect_changes, ChangeReport, DetectOptions};
 use deploy_runner_gate::{ActionRequest, ChangeKind, Request, Rollout, RolloutMode, RolloutUnit};
@@ -19,7 +20,7 @@ use std::process::{Command, ExitCode};
 /// still decides; this only chooses whether to ask.
 const DEFAULT_APPLY_REFS: [&str; 1] = ["main"];
 
-/// A git revision that is safe to pass to git (no option injection).
+/// Runs git in `repo` and returns its trimmed stdout; callers pass only SHAs or fixed arguments.
 fn git_output(repo: &Path, args: &[&str]) -> anyhow::Result<String> {
     let output = Command::new("git").arg("-C").arg(repo).args(args).output().context("cannot run git")?;
     if !output.status.success() {
@@ -30,7 +31,7 @@ fn git_output(repo: &Path, args: &[&str]) -> anyhow::Result<String> {
 
 /// The base revision: `--base`; for a push the event's `before` (so a push of several commits is covered), else
 /// `HEAD^`; for a pull request the merge-base with `origin/<apply ref>`.
-fn resolve_base(args: &CiArgs, apply_ref: &str) -> anyhow::Result<String> {
+fn resolve_base(args: &CiArgs, repo: &GitRepo, apply_ref: &str) -> anyhow::Result<String> {
     if let Some(base) = &args.base {
         return Ok(base.clone());
     }
@@ -48,10 +49,14 @@ fn resolve_base(args: &CiArgs, apply_ref: &str) -> anyhow::Result<String> {
             Ok(format!("{}^", args.head))
         }
         CiEvent::PullRequest => {
+            // Both sides are resolved to SHAs first, so nothing option-like ever reaches `git merge-base`.
             let target = format!("origin/{apply_ref}");
-            git_output(&args.repo, &["merge-base", "--", &target, &args.head])
-                .or_else(|_| git_output(&args.repo, &["merge-base", &target, &args.head]))
-                .with_context(|| format!("no merge-base with {target}; fetch it (fetch-depth: 0)"))
+            let target_sha = repo
+                .resolve_commit(&target)
+                .with_context(|| format!("cannot find {target}; fetch it (fetch-depth: 0)"))?;
+            let head_sha = repo.resolve_commit(&args.head)?;
+            git_output(&args.repo, &["merge-base", &target_sha, &head_sha])
+                .with_context(|| format!("no merge-base with {target}; fetch more history (fetch-depth: 0)"))
         }
     }
 }
@@ -160,7 +165,7 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         None => DEFAULT_APPLY_REFS.iter().map(|r| (*r).to_owned()).collect(),
     };
     let repo = GitRepo::open(&args.repo)?;
-    let base = resolve_base(&args, apply_refs.first().map_or("main", String::as_str))?;
+    let base = resolve_base(&args, &repo, apply_refs.first().map_or("main", String::as_str))?;
     let report = detect_changes(
         &repo,
         &base,
@@ -180,7 +185,8 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         format!("gh-{run}-{attempt}")
     });
     let stamp = format!("{}-{}", &report.head[..12.min(report.head.len())], unix_seconds());
-    let mut summary = json!({"event": format!("{:?}", args.event).to_lowercase(), "branch": args.branch,
+    let event = args.event.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
+    let mut summary = json!({"event": event, "branch": args.branch,
                              "base": report.base, "head": report.head, "changes": report, "plan": null,
                              "apply": null, "applied": false});
     if report.units.is_empty() {
@@ -205,7 +211,7 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     let applies = args.event == CiEvent::Push && apply_refs.contains(&args.branch);
     if !plan.succeeded() || !applies {
         if !applies {
-            eprintln!("\nno apply: {} of {} is not a push to an apply ref", summary["event"], args.branch);
+            eprintln!("\nno apply: {event} of {} is not a push to an apply ref", args.branch);
         } else {
             eprintln!("\nno apply: a plan did not succeed");
         }
