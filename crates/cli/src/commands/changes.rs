@@ -55,6 +55,7 @@ fn print_text(report: &ChangeReport) {
     }
 }
 
-fn short(sha: &str) -> &str {
+/// A SHA shortened for display (12 characters, as git does in large repos).
+pub(super) fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
 }

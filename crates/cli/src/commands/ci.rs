@@ -3,7 +3,8 @@
 //! was planned, in deploy order, halting at the first failed account. A pull request never applies.
 
 use super::backend::{unix_seconds, Backend, RolloutReport};
-use super::runs::print_summary;
+use super::changes::short;
+use super::runs::{print_summary, unit_counts};
 use crate::cli::{CiArgs, CiEvent, Format};
 use crate::output::{print_json, resolve_format};
 use anyhow::Context;
@@ -101,10 +102,7 @@ fn notify(args: &CiArgs, repo_url: &str, stage: &str, report: &RolloutReport) {
         .iter()
         .flat_map(|w| w.units.iter())
         .map(|u| {
-            let counts = match (u["add"].as_u64(), u["change"].as_u64(), u["destroy"].as_u64()) {
-                (Some(a), Some(c), Some(d)) => format!(" +{a} ~{c} -{d}"),
-                _ => String::new(),
-            };
+            let counts = unit_counts(u).map(|c| format!(" {c}")).unwrap_or_default();
             format!("{} {}{counts}", u["path"].as_str().unwrap_or("?"), u["status"].as_str().unwrap_or("?"))
         })
         .collect();
@@ -145,7 +143,7 @@ fn warn_on_order_mismatch(backend: &Backend, report: &ChangeReport) {
 }
 
 fn print_changes(report: &ChangeReport) {
-    eprintln!("changes {}..{}", &report.base[..12.min(report.base.len())], &report.head[..12.min(report.head.len())]);
+    eprintln!("changes {}..{}", short(&report.base), short(&report.head));
     for unit in &report.units {
         eprintln!("  {:<8} {:<10} {:<50} {}", unit.account, unit.change.as_str(), unit.path, unit.reasons.join(", "));
     }
@@ -184,7 +182,7 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         let attempt = std::env::var("GITHUB_RUN_ATTEMPT").unwrap_or_else(|_| "1".into());
         format!("gh-{run}-{attempt}")
     });
-    let stamp = format!("{}-{}", &report.head[..12.min(report.head.len())], unix_seconds());
+    let stamp = format!("{}-{}", short(&report.head), unix_seconds());
     let event = args.event.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
     let mut summary = json!({"event": event, "branch": args.branch,
                              "base": report.base, "head": report.head, "changes": report, "plan": null,
@@ -195,17 +193,9 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         return finish(&args, &summary, true);
     }
 
-    eprintln!("\n== plan: {} unit(s) at {} ==", report.units.len(), &report.head[..12.min(report.head.len())]);
-    let plan_request = rollout_request(
-        &args.backend.actor,
-        ci_id.as_ref().map(|id| format!("{id}-plan")),
-        &repo_url,
-        &report,
-        RolloutMode::Plan,
-    );
-    let plan = backend.rollout(&plan_request, &format!("ci-plan-{stamp}"))?;
-    print_summary("plan", &plan);
-    notify(&args, &repo_url, "plan", &plan);
+    eprintln!("\n== plan: {} unit(s) at {} ==", report.units.len(), short(&report.head));
+    let pipeline = Pipeline { args: &args, backend: &backend, report: &report, repo_url: &repo_url, ci_id, stamp };
+    let plan = pipeline.stage(RolloutMode::Plan)?;
     summary["plan"] = serde_json::to_value(&plan)?;
 
     let applies = args.event == CiEvent::Push && apply_refs.contains(&args.branch);
@@ -220,16 +210,7 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     }
 
     eprintln!("\n== apply: deploy order, at the planned commit {} ==", report.head);
-    let apply_request = rollout_request(
-        &args.backend.actor,
-        ci_id.as_ref().map(|id| format!("{id}-apply")),
-        &repo_url,
-        &report,
-        RolloutMode::Apply,
-    );
-    let apply = backend.rollout(&apply_request, &format!("ci-apply-{stamp}"))?;
-    print_summary("apply", &apply);
-    notify(&args, &repo_url, "apply", &apply);
+    let apply = pipeline.stage(RolloutMode::Apply)?;
     if !apply.succeeded() && !apply.run_id.is_empty() {
         eprintln!("resume after the fix with: deploy-runner resume --run {}", apply.run_id);
     }
@@ -237,6 +218,31 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     summary["applied"] = json!(apply.succeeded());
     summary["succeeded"] = json!(apply.succeeded());
     finish(&args, &summary, apply.succeeded())
+}
+
+/// What both stages of one pipeline run share.
+struct Pipeline<'a> {
+    args: &'a CiArgs,
+    backend: &'a Backend,
+    report: &'a ChangeReport,
+    repo_url: &'a str,
+    /// The CI run's identity, when CI gave one: each stage's request_id, so a retried job lands on the same run.
+    ci_id: Option<String>,
+    /// The head commit and a timestamp: local run ids.
+    stamp: String,
+}
+
+impl Pipeline<'_> {
+    /// Runs every selected unit as one rollout in `mode`, prints its summary and tells Slack.
+    fn stage(&self, mode: RolloutMode) -> anyhow::Result<RolloutReport> {
+        let name = mode.as_str();
+        let request_id = self.ci_id.as_ref().map(|id| format!("{id}-{name}"));
+        let request = rollout_request(&self.args.backend.actor, request_id, self.repo_url, self.report, mode);
+        let report = self.backend.rollout(&request, &format!("ci-{name}-{}", self.stamp))?;
+        print_summary(name, &report);
+        notify(self.args, self.repo_url, name, &report);
+        Ok(report)
+    }
 }
 
 fn finish(args: &CiArgs, summary: &Value, succeeded: bool) -> anyhow::Result<ExitCode> {

@@ -7,6 +7,14 @@ use deploy_runner_gate::Request;
 use std::io::Read;
 use std::process::ExitCode;
 
+/// A unit's plan or apply counts from its wave summary entry, as `+add ~change -destroy`.
+pub fn unit_counts(unit: &serde_json::Value) -> Option<String> {
+    match (unit["add"].as_u64(), unit["change"].as_u64(), unit["destroy"].as_u64()) {
+        (Some(a), Some(c), Some(d)) => Some(format!("+{a} ~{c} -{d}")),
+        _ => None,
+    }
+}
+
 /// Prints a rollout's summary table on stderr: one line per unit (or per wave without units).
 pub fn print_summary(title: &str, report: &RolloutReport) {
     eprintln!("\n{title}: {} {}", report.outcome, report.run_id);
@@ -18,10 +26,7 @@ pub fn print_summary(title: &str, report: &RolloutReport) {
             eprintln!("  {:<8} {:<12} -", wave.account, wave.status);
         }
         for unit in &wave.units {
-            let counts = match (unit["add"].as_u64(), unit["change"].as_u64(), unit["destroy"].as_u64()) {
-                (Some(a), Some(c), Some(d)) => format!("+{a} ~{c} -{d}"),
-                _ => String::new(),
-            };
+            let counts = unit_counts(unit).unwrap_or_default();
             eprintln!(
                 "  {:<8} {:<12} {:<13} {:<10} {:<50} {counts}",
                 wave.account,
