@@ -231,7 +231,7 @@ impl Backend {
                     eprintln!("deploy-runner: denied ({}): {}", decision.decision.reason, decision.decision.message);
                     return Ok(crate::EXIT_DENIED);
                 }
-                let run_id = format!("local-{}-{}", request.body.action(), unix_seconds());
+                let run_id = format!("local-{}-{}-{}", request.body.action(), unix_seconds(), std::process::id());
                 let log = local.state_dir.join("runs").join(&run_id).join("task.log");
                 let outcome = Backend::task(local, true).run(request, &run_id, "", &log)?;
                 eprintln!("deploy-runner: {run_id} exited {:?} (log: {})", outcome.exit_code, log.display());

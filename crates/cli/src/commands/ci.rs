@@ -182,7 +182,8 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         let attempt = std::env::var("GITHUB_RUN_ATTEMPT").unwrap_or_else(|_| "1".into());
         format!("gh-{run}-{attempt}")
     });
-    let stamp = format!("{}-{}", short(&report.head), unix_seconds());
+    // The process id keeps two runs of the same commit in the same second apart (a push to two branches).
+    let stamp = format!("{}-{}-{}", short(&report.head), unix_seconds(), std::process::id());
     let event = args.event.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
     let mut summary = json!({"event": event, "branch": args.branch,
                              "base": report.base, "head": report.head, "changes": report, "plan": null,
