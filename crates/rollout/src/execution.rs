@@ -283,12 +283,7 @@ mod tests {
     use crate::waves::plan_waves;
     use deploy_runner_gate::{ChangeKind, RolloutUnit};
 
-    fn policy() -> Policy {
-        let mut doc: serde_json::Value =
-            serde_json::from_str(include_str!("../../../examples/policy.json")).expect("policy");
-        doc["accounts"]["stage"] = serde_json::json!({"id": "222222222222", "deploy_order": 2});
-        Policy::from_json(&doc.to_string()).expect("valid")
-    }
+    use crate::test_policy as policy;
 
     fn rollout() -> Rollout {
         let unit = |p: &str| RolloutUnit { path: p.into(), change: ChangeKind::Affected, source_ref: None };

@@ -60,13 +60,7 @@ mod tests {
     use super::*;
     use deploy_runner_gate::{ChangeKind, RolloutMode};
 
-    fn policy() -> Policy {
-        let mut doc: serde_json::Value =
-            serde_json::from_str(include_str!("../../../examples/policy.json")).expect("policy");
-        doc["accounts"]["stage"] = serde_json::json!({"id": "222222222222", "deploy_order": 2});
-        doc["accounts"]["shared"] = serde_json::json!({"id": "000000000000", "deploy_order": 1});
-        Policy::from_json(&doc.to_string()).expect("valid")
-    }
+    use crate::test_policy as policy;
 
     fn unit(path: &str, change: ChangeKind) -> RolloutUnit {
         RolloutUnit { path: path.into(), change, source_ref: None }
