@@ -1,6 +1,8 @@
 //! The invoker's logic against in-memory ports (a real fake, as the memory store of serverless-rust-demo): every
 //! decision, the exact RunTask input, idempotency, status interpretation and the audit record.
 
+mod common;
+
 use deploy_runner_control::ports::{
     ContainerState, LogPage, Logs, PortError, PortErrorKind, RunTaskRequest, RunTaskResponse, TaskState, Tasks,
 };
@@ -55,18 +57,7 @@ impl Logs for MemoryLogs {
 }
 
 fn config() -> InvokerConfig {
-    let policy: serde_json::Value =
-        serde_json::from_str(include_str!("../../../examples/policy.json")).expect("policy");
-    let document = json!({
-        "policy": policy,
-        "runtime": {
-            "cluster_arn": "arn:aws:ecs:us-east-1:123:cluster/deploy",
-            "subnets": ["subnet-1"], "security_groups": ["sg-1"],
-            "task_definitions": {"planner": "planner:1", "applier": "applier:1", "image-builder": "builder:1"},
-            "log_group": "/deploy-runner/tasks", "log_stream_prefix": "deploy"
-        }
-    });
-    InvokerConfig::from_json(&document.to_string()).expect("valid config")
+    common::config(common::example_policy(), None)
 }
 
 fn invoker() -> Invoker<MemoryTasks, MemoryLogs> {

@@ -1,6 +1,8 @@
 //! The invoker's rollout actions against an in-memory Step Functions (executions by name, scripted history):
 //! the execution input, approvals answered through the waiting task token, and resume under today's policy.
 
+mod common;
+
 use deploy_runner_control::ports::{
     ExecutionState, Executions, LogPage, Logs, PortError, PortErrorKind, RunTaskRequest, RunTaskResponse, TaskState,
     Tasks,
@@ -79,24 +81,14 @@ impl Executions for MemoryExecutions {
 }
 
 fn policy(approvals: &[&str]) -> Value {
-    let mut policy: Value = serde_json::from_str(include_str!("../../../examples/policy.json")).expect("policy");
+    let mut policy = common::example_policy();
     policy["accounts"]["stage"] = json!({"id": "222222222222", "deploy_order": 2});
     policy["approval_accounts"] = json!(approvals);
     policy
 }
 
 fn config(policy: Value) -> InvokerConfig {
-    let document = json!({
-        "policy": policy,
-        "runtime": {
-            "cluster_arn": "arn:aws:ecs:us-east-1:123:cluster/deploy",
-            "subnets": ["subnet-1"], "security_groups": ["sg-1"],
-            "task_definitions": {"planner": "planner:1", "applier": "applier:1", "image-builder": "builder:1"},
-            "log_group": "/deploy-runner/tasks", "log_stream_prefix": "deploy",
-            "state_machine_arn": MACHINE
-        }
-    });
-    InvokerConfig::from_json(&document.to_string()).expect("valid config")
+    common::config(policy, Some(MACHINE))
 }
 
 type RolloutInvoker = Invoker<NoTasks, EchoLogs, MemoryExecutions>;
