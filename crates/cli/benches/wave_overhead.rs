@@ -61,13 +61,8 @@ fn bench(c: &mut Criterion) {
                 events: Vec::new(),
                 on_wave: Box::new(|_, _| {}),
             };
-            let mut approver = LocalApprover {
-                state_dir: dir.path().to_path_buf(),
-                pre_approved: vec![],
-                timeout: Duration::from_secs(1),
-                interrupt: interrupt.clone(),
-                prompt: false,
-            };
+            let mut approver =
+                LocalApprover::new(dir.path().to_path_buf(), vec![], Duration::from_secs(1), interrupt.clone(), false);
             let state = sequencer.start("bench-run", &rollout(waves), &mut runner, &mut approver).expect("run");
             assert_eq!(state.status, deploy_runner_rollout::RunStatus::Succeeded);
         })

@@ -243,6 +243,46 @@ pub struct LocalApprover {
     pub interrupt: Arc<AtomicBool>,
     /// Prompt on the terminal when stdin is one.
     pub prompt: bool,
+    /// Lines typed on the terminal, from one reader thread shared by every prompt of the run.
+    terminal_lines: Option<mpsc::Receiver<String>>,
+}
+
+impl LocalApprover {
+    /// An approver; `prompt` asks on the terminal too when stdin is one.
+    pub fn new(
+        state_dir: PathBuf,
+        pre_approved: Vec<String>,
+        timeout: Duration,
+        interrupt: Arc<AtomicBool>,
+        prompt: bool,
+    ) -> LocalApprover {
+        LocalApprover { state_dir, pre_approved, timeout, interrupt, prompt, terminal_lines: None }
+    }
+
+    /// Prompts for `account` and returns where the answer will arrive. One thread reads stdin for the whole run:
+    /// a thread per prompt would stay blocked after an answer file decided, and eat the next prompt's answer.
+    fn prompt(&mut self, account: &str) -> Option<&mpsc::Receiver<String>> {
+        if !self.prompt || !std::io::stdin().is_terminal() {
+            return None;
+        }
+        let lines = self.terminal_lines.get_or_insert_with(|| {
+            let (sender, receiver) = mpsc::channel();
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                while matches!(std::io::stdin().lock().read_line(&mut line), Ok(n) if n > 0) {
+                    if sender.send(std::mem::take(&mut line)).is_err() {
+                        return;
+                    }
+                }
+            });
+            receiver
+        });
+        // What was typed before this prompt does not answer it.
+        while lines.try_recv().is_ok() {}
+        eprint!("approve the {account} wave? [y/N] ");
+        let _ = std::io::stderr().flush();
+        Some(lines)
+    }
 }
 
 impl Approver for LocalApprover {
@@ -259,22 +299,12 @@ impl Approver for LocalApprover {
             wave.account,
             self.timeout.as_secs()
         );
-        let answers = (self.prompt && std::io::stdin().is_terminal()).then(|| {
-            eprint!("approve the {} wave? [y/N] ", wave.account);
-            let _ = std::io::stderr().flush();
-            let (sender, receiver) = mpsc::channel();
-            // A reader thread, so the timeout, Ctrl-C and answer files keep working while the prompt waits.
-            std::thread::spawn(move || {
-                let mut line = String::new();
-                if std::io::stdin().lock().read_line(&mut line).is_ok() {
-                    let _ = sender.send(line);
-                }
-            });
-            receiver
-        });
+        let timeout = self.timeout;
+        let interrupt = self.interrupt.clone();
+        let answers = self.prompt(&wave.account);
         let started = Instant::now();
         loop {
-            if self.interrupt.load(Ordering::SeqCst) {
+            if interrupt.load(Ordering::SeqCst) {
                 return Approval::Interrupted;
             }
             if let Ok(text) = std::fs::read_to_string(&path) {
@@ -283,7 +313,7 @@ impl Approver for LocalApprover {
                     return if record.approved { Approval::Approved(record.by) } else { Approval::Rejected(record.by) };
                 }
             }
-            if let Some(line) = answers.as_ref().and_then(|r| r.try_recv().ok()) {
+            if let Some(line) = answers.and_then(|r| r.try_recv().ok()) {
                 let by = std::env::var("USER").unwrap_or_else(|_| "terminal".into());
                 return if matches!(line.trim(), "y" | "Y" | "yes") {
                     Approval::Approved(by)
@@ -291,7 +321,7 @@ impl Approver for LocalApprover {
                     Approval::Rejected(by)
                 };
             }
-            if started.elapsed() >= self.timeout {
+            if started.elapsed() >= timeout {
                 return Approval::TimedOut;
             }
             std::thread::sleep(Duration::from_millis(100));

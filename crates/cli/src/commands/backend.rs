@@ -159,13 +159,13 @@ impl Backend {
     }
 
     fn approver(local: &LocalBackend) -> LocalApprover {
-        LocalApprover {
-            state_dir: local.state_dir.clone(),
-            pre_approved: local.pre_approved.clone(),
-            timeout: local.approval_timeout,
-            interrupt: local.interrupt.clone(),
-            prompt: true,
-        }
+        LocalApprover::new(
+            local.state_dir.clone(),
+            local.pre_approved.clone(),
+            local.approval_timeout,
+            local.interrupt.clone(),
+            true,
+        )
     }
 
     /// Gates and runs a rollout to its end (AWS: follows it up to --max-wait).
