@@ -40,19 +40,16 @@ fn event(e: &sfn::types::HistoryEvent) -> Option<HistoryEvent> {
             parameters: d.parameters().to_owned(),
         });
     }
-    if let Some(d) = e.task_submitted_event_details() {
-        return Some(HistoryEvent::TaskOutput {
-            resource_type: d.resource_type().to_owned(),
-            output: d.output().unwrap_or_default().to_owned(),
-        });
-    }
-    if let Some(d) = e.task_succeeded_event_details() {
-        return Some(HistoryEvent::TaskOutput {
-            resource_type: d.resource_type().to_owned(),
-            output: d.output().unwrap_or_default().to_owned(),
-        });
-    }
-    None
+    // Submitted (runTask's answer) and succeeded (the .sync completion) both carry the task.
+    let (resource_type, output) = match (e.task_submitted_event_details(), e.task_succeeded_event_details()) {
+        (Some(d), _) => (d.resource_type(), d.output()),
+        (None, Some(d)) => (d.resource_type(), d.output()),
+        (None, None) => return None,
+    };
+    Some(HistoryEvent::TaskOutput {
+        resource_type: resource_type.to_owned(),
+        output: output.unwrap_or_default().to_owned(),
+    })
 }
 
 impl Executions for StepFunctions {
