@@ -21,7 +21,7 @@ CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 ZIG := $(VENV)/.ziglang-$(ZIGLANG_VERSION)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build demo tools test lambda bench bench-changes bench-rollout bench-cold-start fuzz lint clean-tools
+.PHONY: all build demo tools test infra-template infra-fmt lambda bench bench-changes bench-rollout bench-cold-start fuzz lint clean-tools
 
 all: test
 
@@ -62,6 +62,13 @@ lambda: $(CARGO_LAMBDA) $(ZIG)
 	PATH=$(VENV)/bin:$$PATH $(CARGO) lambda build --release --locked --output-format zip $(LAMBDA_ARCH) \
 	  -p deploy-runner-invoker -p deploy-runner-notifier
 	@ls -l target/lambda/deploy-runner-invoker/bootstrap.zip target/lambda/deploy-runner-notifier/bootstrap.zip
+
+# The state machine definition is generated from Rust (crates/rollout/src/asl.rs); the module renders this template.
+infra-template:
+	$(CARGO) run --quiet --locked -p deploy-runner-rollout --example asl_template > infra/modules/deploy-runner/render/state-machine.asl.json.tftpl
+
+infra-fmt: $(TERRAFORM)
+	$(TERRAFORM) fmt -recursive infra/
 
 test: tools
 	DEPLOY_RUNNER_TERRAFORM=$(TERRAFORM) $(CARGO) test --locked --workspace --all-targets

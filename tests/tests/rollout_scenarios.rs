@@ -165,6 +165,7 @@ fn scripted_definition(scenario: &Scenario) -> Value {
         container_name: "runner".into(),
         subnets: vec!["subnet-1".into()],
         security_groups: vec!["sg-1".into()],
+        assign_public_ip: false,
         notifier_arn: "arn:aws:lambda:us-east-1:123456789012:function:notifier".into(),
         approval_timeout_secs: 3600,
     });

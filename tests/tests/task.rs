@@ -5,18 +5,10 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const CANARY: &str = "ghp_CANARY_d3pl0y_runn3r_s3cr3t";
-
-fn terraform() -> PathBuf {
-    let path = std::env::var_os("DEPLOY_RUNNER_TERRAFORM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".tools/bin/terraform"));
-    assert!(path.exists(), "terraform not found at {}: run `make tools` (make test does)", path.display());
-    path
-}
 
 /// A bare remote holding the example infrastructure-live, plus a work tree to make commits with.
 struct Remote {

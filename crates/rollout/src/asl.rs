@@ -1,5 +1,6 @@
 //! The Step Functions definition (Amazon States Language), generated from Rust so there is one source of truth:
-//! the infra module is to render it from here, and the tests load it from here (no second hand-written copy).
+//! the infra module renders [`terraform_template`] (generated from [`definition`] and checked in under `infra/`),
+//! and the tests load [`definition`] itself (no second hand-written copy).
 //!
 //! One execution is one attempt of a rollout; the first is named by the run id, resumes by `<run_id>-r<n>` (see
 //! [`crate::execution`], which also builds the input). A `Map` state walks the waves one at a time
@@ -22,6 +23,8 @@ pub struct MachineSettings {
     pub subnets: Vec<String>,
     /// Security groups for awsvpc.
     pub security_groups: Vec<String>,
+    /// Give wave tasks a public IP (public subnets without NAT), as the invoker's own tasks get.
+    pub assign_public_ip: bool,
     /// The notifier Lambda's ARN.
     pub notifier_arn: String,
     /// How long an approval may wait, in seconds.
@@ -87,7 +90,7 @@ pub fn definition(settings: &MachineSettings) -> Value {
                     "StartedBy": "deploy-runner",
                     "NetworkConfiguration": {"AwsvpcConfiguration": {
                         "Subnets": settings.subnets, "SecurityGroups": settings.security_groups,
-                        "AssignPublicIp": "DISABLED"}},
+                        "AssignPublicIp": if settings.assign_public_ip { "ENABLED" } else { "DISABLED" }}},
                     "Overrides": {"ContainerOverrides": [{
                         "Name": settings.container_name,
                         "Command.$": "$.wave.command",
@@ -135,6 +138,77 @@ pub fn definition(settings: &MachineSettings) -> Value {
             "RolloutFailed": {"Type": "Fail", "Error": "RolloutFailed", "Cause": "a wave did not succeed; later waves did not run"}
         }
     })
+}
+
+/// Where the Terraform template lives, relative to the workspace root.
+pub const TERRAFORM_TEMPLATE_PATH: &str = "infra/modules/deploy-runner/render/state-machine.asl.json.tftpl";
+
+/// Sentinels that stand in for the deployment's values while the template is generated; each becomes a Terraform
+/// template interpolation of the same-named `templatefile` variable.
+const TEMPLATE_STRINGS: [(&str, &str); 4] = [
+    ("__cluster_arn__", "cluster_arn"),
+    ("__assign_public_ip__", "assign_public_ip"),
+    ("__notifier_arn__", "notifier_arn"),
+    ("__container_name__", "container_name"),
+];
+const TEMPLATE_SUBNETS: &str = "__subnets__";
+const TEMPLATE_SECURITY_GROUPS: &str = "__security_groups__";
+const TEMPLATE_TIMEOUT: &str = "__approval_timeout_secs__";
+/// A timeout no deployment uses, so its one occurrence can be swapped for the sentinel.
+const TEMPLATE_TIMEOUT_VALUE: u64 = 987_654_321;
+
+/// The definition as a Terraform `templatefile` template: the infra module renders it with `cluster_arn`,
+/// `assign_public_ip` (`"ENABLED"`/`"DISABLED"`), `notifier_arn`, `container_name`, `subnets`, `security_groups`
+/// and `approval_timeout_secs`, so the deployed
+/// definition is this crate's, not a second copy. `make infra-template` writes it to [`TERRAFORM_TEMPLATE_PATH`];
+/// a test fails when the file is stale.
+pub fn terraform_template() -> String {
+    let settings = MachineSettings {
+        cluster_arn: TEMPLATE_STRINGS[0].0.to_owned(),
+        notifier_arn: TEMPLATE_STRINGS[2].0.to_owned(),
+        container_name: TEMPLATE_STRINGS[3].0.to_owned(),
+        subnets: vec![TEMPLATE_SUBNETS.to_owned()],
+        security_groups: vec![TEMPLATE_SECURITY_GROUPS.to_owned()],
+        assign_public_ip: false,
+        approval_timeout_secs: TEMPLATE_TIMEOUT_VALUE,
+    };
+    let mut value = definition(&settings);
+    // A bool setting: the module passes the rendered "ENABLED"/"DISABLED" instead.
+    value["States"]["Waves"]["ItemProcessor"]["States"][TASK_STATE]["Parameters"]["NetworkConfiguration"]
+        ["AwsvpcConfiguration"]["AssignPublicIp"] = Value::from(TEMPLATE_STRINGS[1].0);
+    replace_placeholders(&mut value);
+    let mut text = serde_json::to_string_pretty(&value).expect("a JSON value always serializes");
+    // Whole JSON values become `${jsonencode(var)}`, which also quotes and escapes strings.
+    for (sentinel, variable) in TEMPLATE_STRINGS
+        .iter()
+        .copied()
+        .chain([(TEMPLATE_SUBNETS, "subnets"), (TEMPLATE_SECURITY_GROUPS, "security_groups")])
+        .chain([(TEMPLATE_TIMEOUT, "approval_timeout_secs")])
+    {
+        text = text.replace(&format!("\"{sentinel}\""), &format!("${{jsonencode({variable})}}"));
+    }
+    // What is left sits inside a longer string (the container name in the exit-code JSONPath); the module
+    // restricts container names to characters that need no escaping there.
+    for (sentinel, variable) in TEMPLATE_STRINGS {
+        text = text.replace(sentinel, &format!("${{{variable}}}"));
+    }
+    text.push('\n');
+    text
+}
+
+/// Swaps the list and number stand-ins for string sentinels, so each renders as one whole JSON value.
+fn replace_placeholders(value: &mut Value) {
+    match value {
+        Value::Array(items)
+            if items.len() == 1 && (items[0] == TEMPLATE_SUBNETS || items[0] == TEMPLATE_SECURITY_GROUPS) =>
+        {
+            *value = items[0].clone();
+        }
+        Value::Number(n) if n.as_u64() == Some(TEMPLATE_TIMEOUT_VALUE) => *value = Value::from(TEMPLATE_TIMEOUT),
+        Value::Array(items) => items.iter_mut().for_each(replace_placeholders),
+        Value::Object(map) => map.values_mut().for_each(replace_placeholders),
+        _ => {}
+    }
 }
 
 /// Static checks of a definition: every `Next`/`Default` target exists in its scope, every Task has a Catch, and
@@ -212,6 +286,7 @@ mod tests {
             container_name: "runner".into(),
             subnets: vec!["subnet-1".into()],
             security_groups: vec!["sg-1".into()],
+            assign_public_ip: false,
             notifier_arn: "arn:aws:lambda:us-east-1:1:function:notifier".into(),
             approval_timeout_secs: 3600,
         }
@@ -243,5 +318,35 @@ mod tests {
         assert!(problems.contains("/Waves: target Nowhere does not exist"), "{problems}");
         assert!(problems.contains("/Waves/RunWave: Task without a Catch"), "{problems}");
         assert!(problems.contains("indexes then reads a field"), "{problems}");
+    }
+
+    #[test]
+    fn the_checked_in_terraform_template_is_the_generated_one() {
+        let checked_in = include_str!("../../../infra/modules/deploy-runner/render/state-machine.asl.json.tftpl");
+        assert!(
+            checked_in == terraform_template(),
+            "{TERRAFORM_TEMPLATE_PATH} is stale: run `make infra-template` and commit the result"
+        );
+    }
+
+    #[test]
+    fn the_template_interpolates_every_setting_and_nothing_else() {
+        let template = terraform_template();
+        for expected in [
+            "${jsonencode(cluster_arn)}",
+            "${jsonencode(assign_public_ip)}",
+            "${jsonencode(notifier_arn)}",
+            "${jsonencode(container_name)}",
+            "${jsonencode(subnets)}",
+            "${jsonencode(security_groups)}",
+            "${jsonencode(approval_timeout_secs)}",
+            "@.Name == '${container_name}'",
+        ] {
+            assert!(template.contains(expected), "missing {expected}");
+        }
+        assert!(!template.contains("__"), "a sentinel was left behind");
+        assert!(!template.contains("%{"), "ASL text must not look like a template directive");
+        let interpolations = template.matches("${").count();
+        assert_eq!(interpolations, 10, "two notify states and the approval each name the notifier:\n{template}");
     }
 }

@@ -24,6 +24,15 @@ pub fn repo_file(relative: &str) -> PathBuf {
     workspace_root().join(relative)
 }
 
+/// Real terraform: `DEPLOY_RUNNER_TERRAFORM` (set by `make test`), else the pinned one `make tools` installs.
+pub fn terraform() -> PathBuf {
+    let path = std::env::var_os("DEPLOY_RUNNER_TERRAFORM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".tools/bin/terraform"));
+    assert!(path.exists(), "terraform not found at {}: run `make tools` (make test does)", path.display());
+    path
+}
+
 /// The directory cargo puts this profile's binaries in (`target/debug`), found from the test binary's own path.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");

@@ -1,0 +1,258 @@
+# deploy-runner's control plane: the invoker Lambda (the gate), ECS Fargate tasks that hold the deploy
+# credentials, the rollout state machine and its notifier. Every name, ARN and JSON document comes from ./render,
+# which is provider-less so the tests can evaluate it with real terraform.
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  log_stream_prefix = "deploy-runner"
+  container_name    = "runner"
+}
+
+module "render" {
+  source = "./render"
+
+  name       = var.name
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+  account_id = data.aws_caller_identity.current.account_id
+
+  infrastructure_live_repos = { exact = var.infrastructure_live_repos.exact, regex = var.infrastructure_live_repos.regex }
+  app_repos                 = { exact = var.app_repos.exact, regex = var.app_repos.regex }
+  apply_refs                = var.apply_refs
+  accounts                  = var.accounts
+  path_guards               = var.path_guards
+  update_variable_names     = var.update_variable_names
+  tool_binary               = var.tool_binary
+  terragrunt_run_style      = var.terragrunt_run_style
+  approval_accounts         = var.approval_accounts
+  approval_timeout_seconds  = var.approval_timeout_seconds
+
+  container_name     = local.container_name
+  subnet_ids         = var.subnet_ids
+  security_group_ids = [aws_security_group.tasks.id]
+  assign_public_ip   = var.assign_public_ip
+  log_stream_prefix  = local.log_stream_prefix
+  task_definition_arns = {
+    planner       = aws_ecs_task_definition.task["planner"].arn
+    applier       = aws_ecs_task_definition.task["applier"].arn
+    image_builder = aws_ecs_task_definition.task["image_builder"].arn
+  }
+
+  runner_image               = var.runner_image
+  image_builder_image        = var.image_builder_image
+  pull_repository_arns       = var.pull_repository_arns
+  app_image_repository       = var.app_image_repository
+  github_token_secret_arn    = var.github_token_secret_arn
+  ssh_private_key_secret_arn = var.ssh_private_key_secret_arn
+  ssh_known_hosts            = var.ssh_known_hosts
+  slack_webhook_secret_arn   = var.slack_webhook_secret_arn
+  kms_key_arn                = var.kms_key_arn
+}
+
+# ---- Network: tasks only ever connect out ---------------------------------------------------------------------
+
+resource "aws_security_group" "tasks" {
+  name_prefix = "${var.name}-tasks-"
+  description = "deploy-runner tasks: egress only"
+  vpc_id      = var.vpc_id
+  tags        = var.tags
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_egress_rule" "https" {
+  for_each          = toset(var.egress_cidr_blocks)
+  security_group_id = aws_security_group.tasks.id
+  description       = "HTTPS: git, AWS APIs, registries, providers"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  tags              = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "ssh" {
+  for_each          = var.ssh_private_key_secret_arn == null ? toset([]) : toset(var.egress_cidr_blocks)
+  security_group_id = aws_security_group.tasks.id
+  description       = "SSH git clones"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = 22
+  to_port           = 22
+  tags              = var.tags
+}
+
+# ---- Logs -----------------------------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "this" {
+  for_each = {
+    tasks    = module.render.names.task_log_group
+    invoker  = module.render.names.invoker_log_group
+    notifier = module.render.names.notifier_log_group
+  }
+  name              = each.value
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+# ---- IAM ------------------------------------------------------------------------------------------------------
+
+locals {
+  roles = {
+    invoker            = { trust = "lambda", policy = "invoker" }
+    notifier           = { trust = "lambda", policy = "notifier" }
+    state_machine      = { trust = "states", policy = "state_machine" }
+    task_execution     = { trust = "ecs_tasks", policy = "task_execution" }
+    planner_task       = { trust = "ecs_tasks", policy = "planner_task" }
+    applier_task       = { trust = "ecs_tasks", policy = "applier_task" }
+    image_builder_task = { trust = "ecs_tasks", policy = "image_builder_task" }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  for_each           = local.roles
+  name               = module.render.names.roles[each.key]
+  assume_role_policy = module.render.assume_role_policies_json[each.value.trust]
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "this" {
+  for_each = { for key, role in local.roles : key => role if contains(keys(module.render.iam_policies_json), role.policy) }
+  name     = "least-privilege"
+  role     = aws_iam_role.this[each.key].id
+  policy   = module.render.iam_policies_json[each.value.policy]
+}
+
+resource "aws_iam_user" "ci" {
+  count = var.create_ci_user ? 1 : 0
+  name  = "${var.name}-ci"
+  tags  = var.tags
+}
+
+resource "aws_iam_user_policy" "ci" {
+  count  = var.create_ci_user ? 1 : 0
+  name   = "invoke-deploy-runner-only"
+  user   = aws_iam_user.ci[0].name
+  policy = module.render.iam_policies_json.ci
+}
+
+resource "aws_iam_role_policy" "ci" {
+  for_each = toset(var.ci_role_names)
+  name     = "invoke-${var.name}-only"
+  role     = each.value
+  policy   = module.render.iam_policies_json.ci
+}
+
+# ---- ECS ------------------------------------------------------------------------------------------------------
+
+resource "aws_ecs_cluster" "this" {
+  name = module.render.names.cluster
+  tags = var.tags
+
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+}
+
+resource "aws_ecs_task_definition" "task" {
+  for_each = module.render.names.task_families
+
+  family                   = each.value
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.task_sizes[each.key].cpu
+  memory                   = var.task_sizes[each.key].memory
+  execution_role_arn       = aws_iam_role.this["task_execution"].arn
+  task_role_arn            = aws_iam_role.this["${each.key}_task"].arn
+  container_definitions    = module.render.container_definitions_json[each.key]
+  tags                     = var.tags
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = var.task_cpu_architecture
+  }
+}
+
+# ---- Lambdas --------------------------------------------------------------------------------------------------
+
+resource "aws_lambda_function" "invoker" {
+  function_name    = module.render.names.invoker
+  description      = "deploy-runner: gates CI's requests and starts deploy tasks and rollouts"
+  role             = aws_iam_role.this["invoker"].arn
+  filename         = var.invoker_zip
+  source_code_hash = filebase64sha256(var.invoker_zip)
+  handler          = "bootstrap"
+  runtime          = "provided.al2023"
+  architectures    = [var.lambda_architecture]
+  memory_size      = 256
+  timeout          = 30
+  tags             = var.tags
+
+  environment {
+    variables = {
+      DEPLOY_RUNNER_CONFIG = module.render.invoker_config_json
+    }
+  }
+
+  logging_config {
+    log_format = "Text"
+    log_group  = aws_cloudwatch_log_group.this["invoker"].name
+  }
+
+  lifecycle {
+    precondition {
+      # Lambda caps all environment variables of a function at 4 KB together.
+      condition     = length(module.render.invoker_config_json) <= 4000
+      error_message = "DEPLOY_RUNNER_CONFIG is over Lambda's 4 KB environment limit: shorten the repo lists or path guards (regexes cover many repos)."
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.this]
+}
+
+resource "aws_lambda_function" "notifier" {
+  function_name    = module.render.names.notifier
+  description      = "deploy-runner: tells Slack about rollouts and approvals"
+  role             = aws_iam_role.this["notifier"].arn
+  filename         = var.notifier_zip
+  source_code_hash = filebase64sha256(var.notifier_zip)
+  handler          = "bootstrap"
+  runtime          = "provided.al2023"
+  architectures    = [var.lambda_architecture]
+  memory_size      = 128
+  # Retries with backoff inside, plus the state machine's own retries.
+  timeout = 30
+  tags    = var.tags
+
+  environment {
+    variables = {
+      DEPLOY_RUNNER_SLACK_SECRET = var.slack_webhook_secret_arn
+    }
+  }
+
+  logging_config {
+    log_format = "Text"
+    log_group  = aws_cloudwatch_log_group.this["notifier"].name
+  }
+
+  depends_on = [aws_iam_role_policy.this]
+}
+
+# ---- Rollouts -------------------------------------------------------------------------------------------------
+
+resource "aws_sfn_state_machine" "rollouts" {
+  name       = module.render.names.state_machine
+  role_arn   = aws_iam_role.this["state_machine"].arn
+  definition = module.render.state_machine_definition
+  type       = "STANDARD"
+  tags       = var.tags
+
+  depends_on = [aws_iam_role_policy.this]
+}
