@@ -120,7 +120,8 @@ impl RenderRoot {
 
     fn write(&self, inputs: &Value) {
         let root = json!({"module": {"render": inputs}, "output": {"render": {"value": "${module.render}"}}});
-        std::fs::write(self.dir.path().join("main.tf.json"), serde_json::to_string_pretty(&root).expect("json")).expect("write root");
+        std::fs::write(self.dir.path().join("main.tf.json"), serde_json::to_string_pretty(&root).expect("json"))
+            .expect("write root");
     }
 
     /// Applies `inputs` (outputs only: nothing is created) and returns the module's outputs, or terraform's error.
