@@ -123,7 +123,9 @@ resource "aws_iam_role" "this" {
 }
 
 resource "aws_iam_role_policy" "this" {
-  for_each = { for key, role in local.roles : key => role if contains(keys(module.render.iam_policies_json), role.policy) }
+  # Without an app repository the image builder needs no permissions at all (decided from a variable, so the keys
+  # are known at plan time).
+  for_each = { for key, role in local.roles : key => role if key != "image_builder_task" || var.app_image_repository != null }
   name     = "least-privilege"
   role     = aws_iam_role.this[each.key].id
   policy   = module.render.iam_policies_json[each.value.policy]
