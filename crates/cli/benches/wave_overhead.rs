@@ -8,6 +8,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use deploy_runner_cli::local::{LocalApprover, LocalSequencer, LocalTask, LocalWaveRunner};
 use deploy_runner_gate::{ChangeKind, Policy, Rollout, RolloutMode, RolloutUnit};
+use deploy_runner_task::process::Echo;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +53,7 @@ fn bench(c: &mut Criterion) {
                 policy_json: String::new(),
                 interrupt: interrupt.clone(),
                 grace: Duration::from_secs(1),
-                echo: false,
+                echo: Echo::Off,
             };
             let mut runner = LocalWaveRunner {
                 task,

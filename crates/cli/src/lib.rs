@@ -7,6 +7,7 @@ pub mod cli;
 mod commands;
 pub mod local;
 mod output;
+pub mod progress;
 pub mod remote;
 
 use clap::Parser;

@@ -5,6 +5,7 @@
 //! directory. Ctrl-C stops the running task's whole process group (SIGTERM, then SIGKILL after the grace period)
 //! and records the run as interrupted, so `deploy-runner resume` can finish it. State is saved after every step.
 
+use crate::progress::Progress;
 use deploy_runner_gate::{ActionRequest, Gate, Policy, Request, Rollout};
 use deploy_runner_rollout::execution::task_command;
 use deploy_runner_rollout::sequencer::WaveStatus;
@@ -87,8 +88,8 @@ pub struct LocalTask {
     pub interrupt: Arc<AtomicBool>,
     /// How long the task gets after SIGTERM.
     pub grace: Duration,
-    /// Print the task's output on stderr (false: only the log file gets it).
-    pub echo: bool,
+    /// Where the task's output is printed besides the log file.
+    pub echo: Echo,
 }
 
 /// How a local task ended.
@@ -135,7 +136,7 @@ impl LocalTask {
             capture_stdout: true,
             log: Some(Arc::new(Mutex::new(file))),
             // Progress, not a result: stdout stays free for the command's own answer (--format json).
-            echo: if self.echo { Echo::Stderr } else { Echo::Off },
+            echo: self.echo.clone(),
         };
         let result =
             run_streamed(command, &ctx).map_err(io(format!("cannot run the deploy task {}", self.binary.display())))?;
@@ -245,6 +246,8 @@ pub struct LocalApprover {
     pub prompt: bool,
     /// Lines typed on the terminal, from one reader thread shared by every prompt of the run.
     terminal_lines: Option<mpsc::Receiver<String>>,
+    /// Cleared while an approval waits, so the prompt is not drawn over.
+    progress: Progress,
 }
 
 impl LocalApprover {
@@ -256,7 +259,21 @@ impl LocalApprover {
         interrupt: Arc<AtomicBool>,
         prompt: bool,
     ) -> LocalApprover {
-        LocalApprover { state_dir, pre_approved, timeout, interrupt, prompt, terminal_lines: None }
+        LocalApprover {
+            state_dir,
+            pre_approved,
+            timeout,
+            interrupt,
+            prompt,
+            terminal_lines: None,
+            progress: Progress::default(),
+        }
+    }
+
+    /// Shares the command's progress display, which is cleared while an approval waits.
+    pub fn with_progress(mut self, progress: Progress) -> LocalApprover {
+        self.progress = progress;
+        self
     }
 
     /// Prompts for `account` and returns where the answer will arrive. One thread reads stdin for the whole run:
@@ -292,6 +309,7 @@ impl Approver for LocalApprover {
         }
         let path = approval_path(&self.state_dir, run_id, &wave.account);
         let _ = std::fs::remove_file(&path);
+        self.progress.idle();
         eprintln!(
             "deploy-runner: the {} wave waits for approval: deploy-runner approve --local --run {run_id} --account {} \
              (or reject); timeout {}s",

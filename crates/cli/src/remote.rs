@@ -1,6 +1,7 @@
 //! The AWS backend: every request goes to the invoker Lambda (`lambda:InvokeFunction` is all CI's machine user may
 //! do), then the run is followed through the invoker's `status` and `logs` actions with bounded, backed-off polling.
 
+use crate::progress::Progress;
 use anyhow::Context;
 use deploy_runner_aws::{load_config, LambdaInvoker};
 use serde_json::{json, Value};
@@ -41,9 +42,15 @@ impl Remote {
             .with_context(|| format!("invoking {}", self.function))
     }
 
-    /// Follows `run_id` until it ends or `max_wait` passes, printing each new log line on stderr, prefixed by its
-    /// account for rollouts, when `echo` is set.
-    pub fn follow(&self, actor: &str, run_id: &str, max_wait: Duration, echo: bool) -> anyhow::Result<Followed> {
+    /// Follows `run_id` until it ends or `max_wait` passes, printing each new log line through `progress`, prefixed
+    /// by its account for rollouts, and showing the run's state on a terminal.
+    pub fn follow(
+        &self,
+        actor: &str,
+        run_id: &str,
+        max_wait: Duration,
+        progress: &Progress,
+    ) -> anyhow::Result<Followed> {
         let started = Instant::now();
         let mut delay = Duration::from_secs(2);
         let mut tokens: BTreeMap<String, Option<String>> = BTreeMap::new();
@@ -68,13 +75,16 @@ impl Remote {
                     .collect(),
                 None => vec![None],
             };
+            progress.status(describe_run(run_id, &outcome, rollout));
             for account in streams {
-                self.drain_logs(actor, run_id, account, &mut tokens, &mut summaries, echo)?;
+                self.drain_logs(actor, run_id, account, &mut tokens, &mut summaries, progress)?;
             }
             if outcome == "succeeded" || outcome == "failed" {
+                progress.idle();
                 return Ok(Followed { outcome, status, summaries });
             }
             if started.elapsed() >= max_wait {
+                progress.idle();
                 eprintln!(
                     "deploy-runner: run {run_id} is still {outcome} after {}s; follow it with: \
                      deploy-runner status --run {run_id} --function-name {}",
@@ -96,7 +106,7 @@ impl Remote {
         account: Option<String>,
         tokens: &mut BTreeMap<String, Option<String>>,
         summaries: &mut BTreeMap<String, Value>,
-        echo: bool,
+        progress: &Progress,
     ) -> anyhow::Result<()> {
         let key = account.clone().unwrap_or_default();
         // Bounded: a stream that keeps producing is read again at the next poll.
@@ -117,11 +127,9 @@ impl Remote {
                     }
                 }
                 // Logs are progress: stderr, so stdout holds only the command's answer.
-                if echo {
-                    match &account {
-                        Some(a) => eprintln!("{a} | {line}"),
-                        None => eprintln!("{line}"),
-                    }
+                match &account {
+                    Some(a) => progress.line(&format!("{a} | {line}")),
+                    None => progress.line(line),
                 }
             }
             let next = page["next_token"].as_str().map(str::to_owned);
@@ -132,5 +140,20 @@ impl Remote {
             }
         }
         Ok(())
+    }
+}
+
+/// One status line for a terminal: the run, its outcome, and each wave's state (`dev succeeded, stage running`).
+fn describe_run(run_id: &str, outcome: &str, rollout: Option<&Value>) -> String {
+    let waves: Vec<String> = rollout
+        .and_then(|r| r["waves"].as_array())
+        .into_iter()
+        .flatten()
+        .map(|w| format!("{} {}", w["account"].as_str().unwrap_or("?"), w["status"].as_str().unwrap_or("?")))
+        .collect();
+    if waves.is_empty() {
+        format!("{run_id}: {outcome}")
+    } else {
+        format!("{run_id}: {outcome} ({})", waves.join(", "))
     }
 }

@@ -43,8 +43,33 @@ pub struct RunContext<'a> {
     pub echo: Echo,
 }
 
+/// Receives each printed line (prefixed and masked): a progress display that keeps its spinner below the lines.
+#[derive(Clone)]
+pub struct LineSink(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl LineSink {
+    /// A sink calling `receive` with every line.
+    pub fn new(receive: impl Fn(&str) + Send + Sync + 'static) -> LineSink {
+        LineSink(Arc::new(receive))
+    }
+}
+
+impl std::fmt::Debug for LineSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LineSink")
+    }
+}
+
+impl PartialEq for LineSink {
+    fn eq(&self, other: &LineSink) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for LineSink {}
+
 /// Where a tool's output lines are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Echo {
     /// Its stdout to our stdout, its stderr to our stderr (the task: the container's streams are the logs).
     Inherit,
@@ -52,6 +77,8 @@ pub enum Echo {
     Stderr,
     /// Nowhere (only the log file gets them).
     Off,
+    /// To a sink (the CLI's progress display on a terminal).
+    To(LineSink),
 }
 
 /// Runs `command` to completion, streaming its output. The tool gets its own process group so that a stop reaches
@@ -86,7 +113,7 @@ fn pump(
 ) -> std::thread::JoinHandle<()> {
     let prefix = ctx.prefix.clone();
     let masker = ctx.masker.clone();
-    let (log, echo) = (ctx.log.clone(), ctx.echo);
+    let (log, echo) = (ctx.log.clone(), ctx.echo.clone());
     std::thread::spawn(move || {
         let mut reader = BufReader::new(pipe);
         let mut buffer = Vec::new();
@@ -106,6 +133,9 @@ fn pump(
                 let _ = writeln!(file, "{masked}");
             }
             let _ = if echo == Echo::Off {
+                Ok(())
+            } else if let Echo::To(sink) = &echo {
+                (sink.0)(&format!("{prefix}{masked}"));
                 Ok(())
             } else if to_stderr || echo == Echo::Stderr {
                 let mut err = std::io::stderr().lock();

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod slack;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

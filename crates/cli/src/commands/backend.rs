@@ -6,6 +6,7 @@ use crate::local::{
     answer_approval, interrupt_flag, load_run, task_binary, ApprovalRecord, LocalApprover, LocalError, LocalSequencer,
     LocalTask, LocalWaveRunner,
 };
+use crate::progress::Progress;
 use crate::remote::Remote;
 use deploy_runner_gate::{ActionRequest, Gate, Policy, Request, Rollout};
 use deploy_runner_rollout::{RunState, RunStatus, WaveResult};
@@ -24,6 +25,7 @@ pub struct LocalBackend {
     pre_approved: Vec<String>,
     approval_timeout: Duration,
     interrupt: Arc<AtomicBool>,
+    progress: Progress,
 }
 
 /// Where requests go.
@@ -36,6 +38,8 @@ pub enum Backend {
         remote: Remote,
         /// How long to follow a run.
         max_wait: Duration,
+        /// Where the followed logs and the run's status go.
+        progress: Progress,
     },
 }
 
@@ -103,7 +107,11 @@ impl Backend {
     /// The backend the flags ask for: AWS with --function-name, else local (which needs --config).
     pub fn from_args(args: &BackendArgs) -> anyhow::Result<Backend> {
         if let Some(function) = &args.function_name {
-            return Ok(Backend::Aws { remote: Remote::connect(function)?, max_wait: args.max_wait });
+            return Ok(Backend::Aws {
+                remote: Remote::connect(function)?,
+                max_wait: args.max_wait,
+                progress: Progress::for_stderr(),
+            });
         }
         let Some(path) = &args.config else {
             anyhow::bail!("the local backend needs --config POLICY.json (or use --function-name for AWS)");
@@ -121,6 +129,7 @@ impl Backend {
             pre_approved: args.pre_approve.clone(),
             approval_timeout: Duration::from_secs(args.approval_timeout),
             interrupt: interrupt_flag()?,
+            progress: Progress::for_stderr(),
         })))
     }
 
@@ -132,28 +141,38 @@ impl Backend {
         }
     }
 
-    fn task(local: &LocalBackend, echo: bool) -> LocalTask {
+    fn task(local: &LocalBackend) -> LocalTask {
         LocalTask {
             binary: task_binary(),
             policy_json: local.policy_json.clone(),
             interrupt: local.interrupt.clone(),
             grace: Duration::from_secs(30),
-            echo,
+            echo: local.progress.echo(),
         }
     }
 
     fn runner(local: &LocalBackend, actor: &str) -> LocalWaveRunner {
+        let progress = local.progress.clone();
         LocalWaveRunner {
-            task: Backend::task(local, true),
+            task: Backend::task(local),
             state_dir: local.state_dir.clone(),
             actor: actor.to_owned(),
             events: Vec::new(),
-            on_wave: Box::new(|wave, result| match result {
-                None => eprintln!("== {} wave: {} unit(s) ==", wave.account, wave.request.units.len()),
-                Some(WaveResult::Exited(Some(0))) => eprintln!("-- {} wave succeeded", wave.account),
-                Some(WaveResult::Exited(Some(code))) => eprintln!("-- {} wave FAILED (exit {code})", wave.account),
-                Some(WaveResult::Exited(None)) => eprintln!("-- {} wave FAILED (no exit code)", wave.account),
-                Some(WaveResult::Interrupted) => eprintln!("-- {} wave interrupted", wave.account),
+            on_wave: Box::new(move |wave, result| {
+                let units = wave.request.units.len();
+                let line = match result {
+                    None => {
+                        progress.line(&format!("== {} wave: {units} unit(s) ==", wave.account));
+                        progress.status(format!("{} wave: {units} unit(s)", wave.account));
+                        return;
+                    }
+                    Some(WaveResult::Exited(Some(0))) => format!("-- {} wave succeeded", wave.account),
+                    Some(WaveResult::Exited(Some(code))) => format!("-- {} wave FAILED (exit {code})", wave.account),
+                    Some(WaveResult::Exited(None)) => format!("-- {} wave FAILED (no exit code)", wave.account),
+                    Some(WaveResult::Interrupted) => format!("-- {} wave interrupted", wave.account),
+                };
+                progress.idle();
+                progress.line(&line);
             }),
         }
     }
@@ -166,6 +185,7 @@ impl Backend {
             local.interrupt.clone(),
             true,
         )
+        .with_progress(local.progress.clone())
     }
 
     /// Gates and runs a rollout to its end (AWS: follows it up to --max-wait).
@@ -185,26 +205,26 @@ impl Backend {
                 let state = sequencer.start(local_run_id, &admitted, &mut runner, &mut Backend::approver(local))?;
                 Ok(local_report(&state, &runner.events))
             }
-            Backend::Aws { remote, max_wait } => {
+            Backend::Aws { remote, max_wait, progress } => {
                 let answer = remote.call(&request.to_json())?;
                 if answer["decision"] != "allow" {
                     return Ok(RolloutReport::denied(format!("{}: {}", answer["reason"], answer["message"])));
                 }
                 let run_id = answer["run_id"].as_str().unwrap_or_default().to_owned();
                 eprintln!("deploy-runner: rollout {run_id} started ({} units)", rollout.units.len());
-                self.follow_rollout(remote, &request.actor, &run_id, *max_wait)
+                Backend::follow_rollout(remote, &request.actor, &run_id, *max_wait, progress)
             }
         }
     }
 
     fn follow_rollout(
-        &self,
         remote: &Remote,
         actor: &str,
         run_id: &str,
         max_wait: Duration,
+        progress: &Progress,
     ) -> anyhow::Result<RolloutReport> {
-        let followed = remote.follow(actor, run_id, max_wait, true)?;
+        let followed = remote.follow(actor, run_id, max_wait, progress)?;
         let waves = followed.status["rollout"]["waves"]
             .as_array()
             .into_iter()
@@ -233,11 +253,11 @@ impl Backend {
                 }
                 let run_id = format!("local-{}-{}-{}", request.body.action(), unix_seconds(), std::process::id());
                 let log = local.state_dir.join("runs").join(&run_id).join("task.log");
-                let outcome = Backend::task(local, true).run(request, &run_id, "", &log)?;
+                let outcome = Backend::task(local).run(request, &run_id, "", &log)?;
                 eprintln!("deploy-runner: {run_id} exited {:?} (log: {})", outcome.exit_code, log.display());
                 Ok(if outcome.exit_code == Some(0) && !outcome.interrupted { 0 } else { crate::EXIT_FAILED })
             }
-            Backend::Aws { remote, max_wait } => {
+            Backend::Aws { remote, max_wait, progress } => {
                 let answer = remote.call(&request.to_json())?;
                 if answer["decision"] != "allow" {
                     eprintln!("deploy-runner: {} ({}): {}", answer["decision"], answer["reason"], answer["message"]);
@@ -245,7 +265,7 @@ impl Backend {
                 }
                 let run_id = answer["run_id"].as_str().unwrap_or_default();
                 eprintln!("deploy-runner: started {run_id}: {}", answer["message"]);
-                let followed = remote.follow(&request.actor, run_id, *max_wait, true)?;
+                let followed = remote.follow(&request.actor, run_id, *max_wait, progress)?;
                 Ok(if followed.outcome == "succeeded" { 0 } else { crate::EXIT_FAILED })
             }
         }
@@ -295,12 +315,12 @@ impl Backend {
                     Err(e) => Err(e.into()),
                 }
             }
-            Backend::Aws { remote, max_wait } => {
+            Backend::Aws { remote, max_wait, progress } => {
                 let answer = remote.call(&json!({"action": "resume", "actor": actor, "run_id": run_id}))?;
                 if answer["decision"] != "allow" {
                     return Ok(RolloutReport::denied(format!("{}: {}", answer["reason"], answer["message"])));
                 }
-                self.follow_rollout(remote, actor, run_id, *max_wait)
+                Backend::follow_rollout(remote, actor, run_id, *max_wait, progress)
             }
         }
     }
