@@ -271,13 +271,7 @@ async fn run_moto(moto: &common::moto::Moto, aws: &aws_config::SdkConfig, scenar
 #[tokio::test(flavor = "multi_thread")]
 async fn both_engines_agree_on_every_scenario() {
     let moto = start_moto();
-    let endpoint = moto.setup["endpoint"].as_str().expect("endpoint").to_owned();
-    let enable = std::process::Command::new("curl")
-        .args(["-sf", "-X", "POST", "-d", r#"{"stepfunctions": {"execute_state_machine": true}}"#])
-        .arg(format!("{endpoint}/moto-api/config"))
-        .status()
-        .expect("curl");
-    assert!(enable.success());
+    common::moto::enable_step_functions(&moto);
     let aws = common::moto::sdk_config(&moto).await;
     for scenario in &SCENARIOS {
         let expected = expected(scenario);

@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: locating the built binaries and the repo's example files.
 #![allow(dead_code)]
 
+pub mod lambda_watch;
 pub mod moto;
 pub mod slack;
 

@@ -88,3 +88,17 @@ pub fn set_task(moto: &Moto, task_arn: &str, exit_code: Value) {
     stream.read_to_string(&mut answer).expect("read");
     assert!(answer.starts_with("HTTP/1.0 204"), "{answer}");
 }
+
+/// Makes moto's Step Functions run the control flow of executions (off by default).
+pub fn enable_step_functions(moto: &Moto) {
+    let endpoint = moto.setup["endpoint"].as_str().expect("endpoint");
+    let address = endpoint.trim_start_matches("http://");
+    let body = r#"{"stepfunctions": {"execute_state_machine": true}}"#;
+    let mut stream = std::net::TcpStream::connect(address).expect("moto");
+    use std::io::{Read, Write};
+    write!(stream, "POST /moto-api/config HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}", body.len()).expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let status = answer.split_whitespace().nth(1).unwrap_or_default();
+    assert!(status.starts_with('2'), "moto refused the Step Functions config: {answer}");
+}

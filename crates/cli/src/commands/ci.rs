@@ -191,7 +191,7 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     if report.units.is_empty() {
         eprintln!("\nno units selected: nothing to plan or apply");
         summary["succeeded"] = json!(true);
-        return finish(&args, &summary, true);
+        return finish(&args, &summary, None);
     }
 
     eprintln!("\n== plan: {} unit(s) at {} ==", report.units.len(), short(&report.head));
@@ -207,7 +207,7 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
             eprintln!("\nno apply: a plan did not succeed");
         }
         summary["succeeded"] = json!(plan.succeeded());
-        return finish(&args, &summary, plan.succeeded());
+        return finish(&args, &summary, Some(&plan));
     }
 
     eprintln!("\n== apply: deploy order, at the planned commit {} ==", report.head);
@@ -218,7 +218,7 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     summary["apply"] = serde_json::to_value(&apply)?;
     summary["applied"] = json!(apply.succeeded());
     summary["succeeded"] = json!(apply.succeeded());
-    finish(&args, &summary, apply.succeeded())
+    finish(&args, &summary, Some(&apply))
 }
 
 /// What both stages of one pipeline run share.
@@ -246,7 +246,10 @@ impl Pipeline<'_> {
     }
 }
 
-fn finish(args: &CiArgs, summary: &Value, succeeded: bool) -> anyhow::Result<ExitCode> {
+/// Prints the summary; the exit status comes from the last stage that ran (`None`: nothing to run): 0, 1 when a
+/// deployment failed, 3 when the gate denied it.
+fn finish(args: &CiArgs, summary: &Value, last_stage: Option<&RolloutReport>) -> anyhow::Result<ExitCode> {
+    let succeeded = last_stage.is_none_or(RolloutReport::succeeded);
     if resolve_format(args.format) == Format::Json {
         print_json(summary)?;
     } else {
@@ -256,5 +259,9 @@ fn finish(args: &CiArgs, summary: &Value, succeeded: bool) -> anyhow::Result<Exi
             if succeeded { "succeeded" } else { "FAILED" }
         );
     }
-    Ok(if succeeded { ExitCode::SUCCESS } else { ExitCode::from(crate::EXIT_FAILED) })
+    Ok(match last_stage {
+        _ if succeeded => ExitCode::SUCCESS,
+        Some(report) if report.outcome == "denied" => ExitCode::from(crate::EXIT_DENIED),
+        _ => ExitCode::from(crate::EXIT_FAILED),
+    })
 }
