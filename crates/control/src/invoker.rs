@@ -23,7 +23,8 @@ pub struct InvokeResponse {
     /// `allow`, `deny` (the gate said no) or `error` (allowed, but AWS failed or the run is unknown).
     pub decision: String,
     /// A stable code: the gate's, or `task_launch_failed`, `aws_error`, `run_not_found`, `not_supported`,
-    /// `run_conflict`, `approval_not_waiting`, `nothing_to_resume`.
+    /// `run_conflict`, `approval_not_waiting`, `nothing_to_resume`, `rollout_too_large`, `too_many_attempts`,
+    /// `input_unreadable`, `account_unknown`.
     pub reason: String,
     /// A human-readable explanation.
     pub message: String,

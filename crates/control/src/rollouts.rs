@@ -166,7 +166,8 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
     ) -> InvokeResponse {
         let waves = match plan_waves(self.gate.policy(), rollout) {
             Ok(waves) => waves,
-            Err(e) => return error(Some(run_id.to_owned()), "not_supported", &e.to_string()),
+            // The gate refuses unknown accounts first; this guards a policy changed between gate and planning.
+            Err(e) => return error(Some(run_id.to_owned()), "account_unknown", &e.to_string()),
         };
         let header = RolloutHeader {
             actor: actor.to_owned(),
@@ -177,7 +178,7 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
         let definition = self.task_definition(rollout.mode).to_owned();
         let input = match build_input(self.gate.policy(), run_id, attempt, header, completed, &waves, &definition) {
             Ok(input) => input,
-            Err(e) => return error(Some(run_id.to_owned()), "not_supported", &e.to_string()),
+            Err(e) => return error(Some(run_id.to_owned()), e.reason(), &e.to_string()),
         };
         let name = execution_name(run_id, attempt);
         match self.executions.start(machine, &name, &input.to_json()).await {

@@ -157,6 +157,22 @@ async fn a_rollout_starts_one_execution_named_by_the_run_with_waves_in_policy_or
 }
 
 #[tokio::test]
+async fn a_rollout_the_gate_admits_but_step_functions_could_not_hold_gets_its_own_reason() {
+    let invoker = invoker(policy(&[]));
+    // As many units as fit under the gate's body limit: their re-encoded commands (quotes escaped) do not fit in
+    // Step Functions' 256 KiB input.
+    let mut request = rollout();
+    let unit = |i: usize| json!({"path": format!("dev/{}/unit-{i:04}", "a".repeat(100)), "change": "affected"});
+    let room = deploy_runner_gate::strict_json::MAX_BODY_BYTES - 400 - request.to_string().len();
+    request["units"] = json!((0..room / (unit(0).to_string().len() + 1)).map(unit).collect::<Vec<_>>());
+    assert!(request.to_string().len() < deploy_runner_gate::strict_json::MAX_BODY_BYTES);
+    let response = call(&invoker, request).await;
+    assert_eq!((response.decision.as_str(), response.reason.as_str()), ("error", "rollout_too_large"), "{response:?}");
+    assert!(response.message.contains("256 KiB"), "{}", response.message);
+    assert!(invoker.executions_for_test().is_empty(), "nothing started");
+}
+
+#[tokio::test]
 async fn approvals_answer_the_waiting_token_and_only_a_waiting_one() {
     let invoker = invoker(policy(&["prod"]));
     let run_id = call(&invoker, rollout()).await.run_id.expect("run");

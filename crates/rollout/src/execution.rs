@@ -76,6 +76,17 @@ pub enum ExecutionError {
     TooManyAttempts,
 }
 
+impl ExecutionError {
+    /// The invoker's stable reason code for this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ExecutionError::TooLarge(_) => "rollout_too_large",
+            ExecutionError::Unreadable(_) => "input_unreadable",
+            ExecutionError::TooManyAttempts => "too_many_attempts",
+        }
+    }
+}
+
 /// The execution name of `attempt` of `run_id`: the run id itself, then `<run_id>-r<attempt>`.
 pub fn execution_name(run_id: &str, attempt: u32) -> String {
     if attempt <= 1 {
