@@ -184,64 +184,54 @@ resource "aws_ecs_task_definition" "task" {
 
 # ---- Lambdas --------------------------------------------------------------------------------------------------
 
-resource "aws_lambda_function" "invoker" {
-  function_name    = module.render.names.invoker
-  description      = "deploy-runner: gates CI's requests and starts deploy tasks and rollouts"
-  role             = aws_iam_role.this["invoker"].arn
-  filename         = var.invoker_zip
-  source_code_hash = filebase64sha256(var.invoker_zip)
+locals {
+  lambdas = {
+    invoker = {
+      description = "deploy-runner: gates CI's requests and starts deploy tasks and rollouts"
+      zip         = var.invoker_zip
+      memory_size = 256
+      environment = { DEPLOY_RUNNER_CONFIG = module.render.invoker_config_json }
+    }
+    notifier = {
+      description = "deploy-runner: tells Slack about rollouts and approvals"
+      zip         = var.notifier_zip
+      memory_size = 128
+      environment = { DEPLOY_RUNNER_SLACK_SECRET = var.slack_webhook_secret_arn }
+    }
+  }
+}
+
+resource "aws_lambda_function" "this" {
+  for_each = local.lambdas
+
+  function_name    = module.render.names[each.key]
+  description      = each.value.description
+  role             = aws_iam_role.this[each.key].arn
+  filename         = each.value.zip
+  source_code_hash = filebase64sha256(each.value.zip)
   handler          = "bootstrap"
   runtime          = "provided.al2023"
   architectures    = [var.lambda_architecture]
-  memory_size      = 256
-  timeout          = 30
-  tags             = var.tags
+  memory_size      = each.value.memory_size
+  # The invoker answers in well under a second; the notifier retries with backoff inside this.
+  timeout = 30
+  tags    = var.tags
 
   environment {
-    variables = {
-      DEPLOY_RUNNER_CONFIG = module.render.invoker_config_json
-    }
+    variables = each.value.environment
   }
 
   logging_config {
     log_format = "Text"
-    log_group  = aws_cloudwatch_log_group.this["invoker"].name
+    log_group  = aws_cloudwatch_log_group.this[each.key].name
   }
 
   lifecycle {
     precondition {
       # Lambda caps all environment variables of a function at 4 KB together.
-      condition     = length(module.render.invoker_config_json) <= 4000
-      error_message = "DEPLOY_RUNNER_CONFIG is over Lambda's 4 KB environment limit: shorten the repo lists or path guards (regexes cover many repos)."
+      condition     = length(jsonencode(each.value.environment)) <= 4000
+      error_message = "The ${each.key}'s environment is over Lambda's 4 KB limit: shorten the repo lists or path guards (regexes cover many repos)."
     }
-  }
-
-  depends_on = [aws_iam_role_policy.this]
-}
-
-resource "aws_lambda_function" "notifier" {
-  function_name    = module.render.names.notifier
-  description      = "deploy-runner: tells Slack about rollouts and approvals"
-  role             = aws_iam_role.this["notifier"].arn
-  filename         = var.notifier_zip
-  source_code_hash = filebase64sha256(var.notifier_zip)
-  handler          = "bootstrap"
-  runtime          = "provided.al2023"
-  architectures    = [var.lambda_architecture]
-  memory_size      = 128
-  # Retries with backoff inside, plus the state machine's own retries.
-  timeout = 30
-  tags    = var.tags
-
-  environment {
-    variables = {
-      DEPLOY_RUNNER_SLACK_SECRET = var.slack_webhook_secret_arn
-    }
-  }
-
-  logging_config {
-    log_format = "Text"
-    log_group  = aws_cloudwatch_log_group.this["notifier"].name
   }
 
   depends_on = [aws_iam_role_policy.this]

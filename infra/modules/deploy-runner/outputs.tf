@@ -1,16 +1,16 @@
 output "invoker_function_name" {
   description = "What CI passes as `deploy-runner ci --function-name`."
-  value       = aws_lambda_function.invoker.function_name
+  value       = aws_lambda_function.this["invoker"].function_name
 }
 
 output "invoker_function_arn" {
   description = "The invoker's ARN (the only thing CI may invoke)."
-  value       = aws_lambda_function.invoker.arn
+  value       = aws_lambda_function.this["invoker"].arn
 }
 
 output "notifier_function_arn" {
   description = "The notifier's ARN."
-  value       = aws_lambda_function.notifier.arn
+  value       = aws_lambda_function.this["notifier"].arn
 }
 
 output "state_machine_arn" {

@@ -52,6 +52,14 @@ locals {
     Condition = { StringEquals = { "iam:PassedToService" = "ecs-tasks.amazonaws.com" } }
   }
 
+  # Logging in to ECR, to pull or push (see wildcard_resource_actions).
+  ecr_login_statement = {
+    Sid      = "EcrLogin"
+    Effect   = "Allow"
+    Action   = ["ecr:GetAuthorizationToken"]
+    Resource = ["*"]
+  }
+
   kms_decrypt_statements = var.kms_key_arn == null ? [] : [{
     Sid      = "DecryptWithTheModuleKey"
     Effect   = "Allow"
@@ -169,12 +177,7 @@ locals {
       Version = "2012-10-17"
       Statement = concat(
         length(var.pull_repository_arns) == 0 ? [] : [
-          {
-            Sid      = "EcrLogin"
-            Effect   = "Allow"
-            Action   = ["ecr:GetAuthorizationToken"]
-            Resource = ["*"]
-          },
+          local.ecr_login_statement,
           {
             Sid      = "PullTaskImages"
             Effect   = "Allow"
@@ -230,12 +233,7 @@ locals {
     image_builder_task = var.app_image_repository == null ? null : {
       Version = "2012-10-17"
       Statement = [
-        {
-          Sid      = "EcrLogin"
-          Effect   = "Allow"
-          Action   = ["ecr:GetAuthorizationToken"]
-          Resource = ["*"]
-        },
+        local.ecr_login_statement,
         {
           Sid    = "PushAppImages"
           Effect = "Allow"
