@@ -50,12 +50,13 @@ fn scripted_definition(moto: &Moto, failing_apply_account: Option<&str>) -> Stri
     machine.to_string()
 }
 
-/// An infrastructure-live checkout: dev (order 1) and prod (order 3), one unit each.
+/// An infrastructure-live checkout with one unit in dev and one in prod. Its accounts.json puts prod first, against
+/// the policy (dev 1, prod 3): the server's order must win, with a warning.
 fn live_repo() -> TestRepo {
     let repo = TestRepo::new();
     repo.write(
         "accounts.json",
-        r#"{"dev": {"id": "111111111111", "deploy_order": 1}, "prod": {"id": "333333333333", "deploy_order": 3}}"#,
+        r#"{"dev": {"id": "111111111111", "deploy_order": 2}, "prod": {"id": "333333333333", "deploy_order": 1}}"#,
     );
     for unit in ["dev/us-east-1/app", "prod/us-east-1/app"] {
         repo.write(&format!("{unit}/terragrunt.hcl"), "inputs = { image_version = \"v1\" }\n");
@@ -157,6 +158,10 @@ fn ci_on_aws_plans_applies_in_deploy_order_halts_on_a_failed_account_and_resumes
     assert_eq!(summary["apply"]["outcome"], "succeeded", "{summary}");
     assert_eq!(wave_statuses(&summary["apply"]), [pair("dev", "succeeded"), pair("prod", "succeeded")]);
     assert_eq!(summary["applied"], true);
+    assert!(
+        stderr.contains("accounts.json orders the accounts prod -> dev but the policy deploys dev -> prod"),
+        "{stderr}"
+    );
 
     // What reached AWS: two rollouts at the head SHA, a planner one and an applier one, both by octocat.
     let audit = watch.audit();

@@ -122,17 +122,16 @@ fn notify(args: &CiArgs, repo_url: &str, stage: &str, report: &RolloutReport) {
     }
 }
 
-/// Warns when the repo's accounts.json orders accounts differently from the policy (the policy wins).
-fn warn_on_order_mismatch(backend: &Backend, report: &ChangeReport) {
-    let Some(policy) = backend.local_policy() else { return };
-    let policy_order = policy.accounts_in_deploy_order();
+/// Warns when the repo's accounts.json orders accounts differently from the policy's `deploy_order`, which wins.
+/// `deploy_order` is the policy's order (local), or the order of the waves the invoker planned (AWS).
+fn warn_on_order_mismatch(deploy_order: &[&str], report: &ChangeReport) {
     let mut repo_order: Vec<&str> = Vec::new();
     for unit in &report.units {
         if !repo_order.contains(&unit.account.as_str()) {
             repo_order.push(&unit.account);
         }
     }
-    let by_policy: Vec<&str> = policy_order.iter().copied().filter(|a| repo_order.contains(a)).collect();
+    let by_policy: Vec<&str> = deploy_order.iter().copied().filter(|a| repo_order.contains(a)).collect();
     if by_policy != repo_order {
         eprintln!(
             "deploy-runner: warning: accounts.json orders the accounts {} but the policy deploys {}; the policy wins",
@@ -177,7 +176,9 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         }
     };
     print_changes(&report);
-    warn_on_order_mismatch(&backend, &report);
+    if let Some(policy) = backend.local_policy() {
+        warn_on_order_mismatch(&policy.accounts_in_deploy_order(), &report);
+    }
     let ci_id = std::env::var("GITHUB_RUN_ID").ok().filter(|v| !v.is_empty()).map(|run| {
         let attempt = std::env::var("GITHUB_RUN_ATTEMPT").unwrap_or_else(|_| "1".into());
         format!("gh-{run}-{attempt}")
@@ -198,6 +199,11 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     let pipeline = Pipeline { args: &args, backend: &backend, report: &report, repo_url: &repo_url, ci_id, stamp };
     let plan = pipeline.stage(RolloutMode::Plan)?;
     summary["plan"] = serde_json::to_value(&plan)?;
+    if backend.local_policy().is_none() && !plan.waves.is_empty() {
+        // The server's order only shows once it has planned the waves.
+        let planned: Vec<&str> = plan.waves.iter().map(|w| w.account.as_str()).collect();
+        warn_on_order_mismatch(&planned, &report);
+    }
 
     let applies = args.event == CiEvent::Push && apply_refs.contains(&args.branch);
     if !plan.succeeded() || !applies {
