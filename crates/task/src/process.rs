@@ -60,16 +60,8 @@ impl std::fmt::Debug for LineSink {
     }
 }
 
-impl PartialEq for LineSink {
-    fn eq(&self, other: &LineSink) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for LineSink {}
-
 /// Where a tool's output lines are printed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Echo {
     /// Its stdout to our stdout, its stderr to our stderr (the task: the container's streams are the logs).
     Inherit,
@@ -132,17 +124,20 @@ fn pump(
                 let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let _ = writeln!(file, "{masked}");
             }
-            let _ = if echo == Echo::Off {
-                Ok(())
-            } else if let Echo::To(sink) = &echo {
-                (sink.0)(&format!("{prefix}{masked}"));
-                Ok(())
-            } else if to_stderr || echo == Echo::Stderr {
-                let mut err = std::io::stderr().lock();
-                writeln!(err, "{prefix}{masked}").and_then(|_| err.flush())
-            } else {
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{prefix}{masked}").and_then(|_| out.flush())
+            let _ = match &echo {
+                Echo::Off => Ok(()),
+                Echo::To(sink) => {
+                    (sink.0)(&format!("{prefix}{masked}"));
+                    Ok(())
+                }
+                Echo::Inherit if !to_stderr => {
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{prefix}{masked}").and_then(|_| out.flush())
+                }
+                Echo::Inherit | Echo::Stderr => {
+                    let mut err = std::io::stderr().lock();
+                    writeln!(err, "{prefix}{masked}").and_then(|_| err.flush())
+                }
             };
             buffer.clear();
         }
