@@ -206,6 +206,15 @@ fn ci_on_aws_plans_applies_in_deploy_order_halts_on_a_failed_account_and_resumes
     assert_eq!(resumed_input["completed"], json!(["dev"]), "dev is never applied twice");
     assert_eq!(resumed_input["waves"].as_array().map(Vec::len), Some(1));
 
+    // The apply refs live in the server's policy; --apply-ref tells ci which branches to apply on.
+    bump(&repo, "v4");
+    let release = ["ci", "--event", "push", "--branch", "release", "--repo-url", REPO_URL, "--format", "json"];
+    let (code, summary, stderr) = deploy_runner_on_aws(&watch, &repo, &release);
+    assert_eq!((code, &summary["applied"], &summary["apply"]), (Some(0), &json!(false), &Value::Null), "{stderr}");
+    let with_flag = [&release[..], &["--apply-ref", "main,release"]].concat();
+    let (code, summary, stderr) = deploy_runner_on_aws(&watch, &repo, &with_flag);
+    assert_eq!((code, &summary["applied"]), (Some(0), &json!(true)), "{summary}\n{stderr}");
+
     // A request the gate refuses is refused for the CLI too, with exit 3.
     let (code, denied, _) = deploy_runner_on_aws(
         &watch,

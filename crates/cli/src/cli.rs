@@ -118,6 +118,11 @@ pub struct CiArgs {
     /// Summary format (default: text on a terminal, json otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// A branch whose pushes apply, on AWS, where the policy lives server-side (default: main; repeatable or
+    /// comma-separated). The local backend reads apply_refs from --config. This only decides when ci asks: the
+    /// control plane refuses to apply a commit that is not on one of the policy's apply refs regardless.
+    #[arg(long = "apply-ref", value_name = "BRANCH", env = "DEPLOY_RUNNER_APPLY_REFS", value_delimiter = ',')]
+    pub apply_refs: Vec<String>,
     /// Where to send requests.
     #[command(flatten)]
     pub backend: BackendArgs,

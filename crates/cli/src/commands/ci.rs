@@ -158,7 +158,18 @@ fn print_changes(report: &ChangeReport) {
 pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     let backend = Backend::from_args(&args.backend)?;
     let apply_refs: Vec<String> = match backend.local_policy() {
-        Some(policy) => policy.document().apply_refs.clone(),
+        Some(policy) => {
+            let from_policy = &policy.document().apply_refs;
+            if !args.apply_refs.is_empty() && &args.apply_refs != from_policy {
+                eprintln!(
+                    "deploy-runner: warning: --apply-ref is for the AWS backend; the local backend applies on the \
+                     policy's apply_refs ({})",
+                    from_policy.join(", ")
+                );
+            }
+            from_policy.clone()
+        }
+        None if !args.apply_refs.is_empty() => args.apply_refs.clone(),
         None => DEFAULT_APPLY_REFS.iter().map(|r| (*r).to_owned()).collect(),
     };
     let repo = GitRepo::open(&args.repo)?;
