@@ -177,7 +177,7 @@ pub fn terraform_template() -> String {
     value["States"]["Waves"]["ItemProcessor"]["States"][TASK_STATE]["Parameters"]["NetworkConfiguration"]
         ["AwsvpcConfiguration"]["AssignPublicIp"] = Value::from(TEMPLATE_STRINGS[1].0);
     replace_placeholders(&mut value);
-    let mut text = serde_json::to_string_pretty(&value).expect("a JSON value always serializes");
+    let mut text = serde_json::to_string_pretty(&SortedKeys(&value)).expect("a JSON value always serializes");
     // Whole JSON values become `${jsonencode(var)}`, which also quotes and escapes strings.
     for (sentinel, variable) in TEMPLATE_STRINGS
         .iter()
@@ -194,6 +194,29 @@ pub fn terraform_template() -> String {
     }
     text.push('\n');
     text
+}
+
+/// Serializes a value with every object's keys sorted. serde_json's own key order depends on whether some crate in
+/// the build turned on its `preserve_order` feature, and the checked-in template must not change with the build.
+struct SortedKeys<'a>(&'a Value);
+
+impl serde::Serialize for SortedKeys<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.0 {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by_key(|(key, _)| *key);
+                let mut object = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in entries {
+                    object.serialize_entry(key, &SortedKeys(value))?;
+                }
+                object.end()
+            }
+            Value::Array(items) => serializer.collect_seq(items.iter().map(SortedKeys)),
+            scalar => scalar.serialize(serializer),
+        }
+    }
 }
 
 /// Swaps the list and number stand-ins for string sentinels, so each renders as one whole JSON value.
