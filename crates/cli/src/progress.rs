@@ -2,7 +2,7 @@
 //! below the streamed log lines; in CI (not a terminal, or `CI` set) there are plain lines only.
 
 use deploy_runner_task::process::{Echo, LineSink};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressFinish, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -42,7 +42,8 @@ impl Progress {
         }
         let mut spinner = self.spinner();
         let spinner = spinner.get_or_insert_with(|| {
-            let bar = ProgressBar::new_spinner();
+            // Cleared when dropped too, so an error that ends the command early leaves no stale spinner behind.
+            let bar = ProgressBar::new_spinner().with_finish(ProgressFinish::AndClear);
             bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").expect("a valid template"));
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
