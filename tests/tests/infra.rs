@@ -598,18 +598,21 @@ fn unresolved_references(dir: &Path) -> Vec<String> {
             problems.push(format!("{name}: data.{data} is not declared"));
         }
     }
+    // Each called module is read once, for its outputs and its variables.
+    let callees: BTreeMap<&str, Declarations> =
+        here.modules.iter().map(|(module, (path, _))| (module.as_str(), declarations(path))).collect();
     for reference in capture(r"\bmodule\.([a-z_][\w-]*\.[a-z_][\w-]*)") {
         let (module, output) = reference.split_once('.').expect("two parts");
-        match here.modules.get(module) {
+        match callees.get(module) {
             None => problems.push(format!("{name}: module.{module} is not called")),
-            Some((path, _)) if !declarations(path).outputs.contains(output) => {
+            Some(callee) if !callee.outputs.contains(output) => {
                 problems.push(format!("{name}: module.{module} has no output {output}"))
             }
             Some(_) => {}
         }
     }
     for (module, (path, arguments)) in &here.modules {
-        let callee = declarations(path);
+        let callee = &callees[module.as_str()];
         let meta = ["source", "version", "providers", "count", "for_each", "depends_on"];
         for argument in arguments.iter().filter(|a| !meta.contains(&a.as_str())) {
             if !callee.variables.contains_key(argument) {
