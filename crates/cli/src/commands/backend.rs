@@ -77,6 +77,12 @@ impl RolloutReport {
     fn denied(message: String) -> RolloutReport {
         RolloutReport { run_id: String::new(), outcome: "denied".into(), message: Some(message), waves: vec![] }
     }
+
+    /// The invoker's answer that did not allow the request, as `reason: message` (the same text as local denials).
+    fn refused_by(answer: &Value) -> RolloutReport {
+        let text = |field: &str| answer[field].as_str().unwrap_or("?").to_owned();
+        RolloutReport::denied(format!("{}: {}", text("reason"), text("message")))
+    }
 }
 
 fn status_name(value: impl Serialize) -> String {
@@ -208,7 +214,7 @@ impl Backend {
             Backend::Aws { remote, max_wait, progress } => {
                 let answer = remote.call(&request.to_json())?;
                 if answer["decision"] != "allow" {
-                    return Ok(RolloutReport::denied(format!("{}: {}", answer["reason"], answer["message"])));
+                    return Ok(RolloutReport::refused_by(&answer));
                 }
                 let run_id = answer["run_id"].as_str().unwrap_or_default().to_owned();
                 eprintln!("deploy-runner: rollout {run_id} started ({} units)", rollout.units.len());
@@ -318,7 +324,7 @@ impl Backend {
             Backend::Aws { remote, max_wait, progress } => {
                 let answer = remote.call(&json!({"action": "resume", "actor": actor, "run_id": run_id}))?;
                 if answer["decision"] != "allow" {
-                    return Ok(RolloutReport::denied(format!("{}: {}", answer["reason"], answer["message"])));
+                    return Ok(RolloutReport::refused_by(&answer));
                 }
                 Backend::follow_rollout(remote, actor, run_id, *max_wait, progress)
             }
