@@ -143,7 +143,7 @@ fn paths_escaping_the_clone_are_refused_before_any_tool_runs() {
     let output = run_task(&remote, request(&remote, "plan", "feature/escape", "dev/us-east-1/dev/escape"), json!({}));
     let out = text(&output);
     assert_eq!(output.status.code(), Some(2), "{out}");
-    assert!(out.contains("resolves outside the repository"), "{out}");
+    assert!(out.contains("dev/us-east-1/dev/escape is a symlink"), "{out}");
     assert!(!out.contains("terraform init"), "{out}");
 
     // `..` never gets past the gate, which the task re-checks: exit 3, nothing cloned.
@@ -189,7 +189,8 @@ fn wave_apply_stops_at_the_first_failing_unit_and_plan_runs_them_all() {
         {"path": "stage/us-east-1/stage/network", "change": "modified"},
         {"path": "prod/us-east-1/prod/app", "change": "affected"},
     ]);
-    let wave = |mode: &str| json!({"action": "rollout", "actor": "octocat", "repo": remote.url(), "ref": "main", "mode": mode, "units": units});
+    let head = remote.work.git(&["rev-parse", "HEAD"]);
+    let wave = |mode: &str| json!({"action": "rollout", "actor": "octocat", "repo": remote.url(), "ref": head, "mode": mode, "units": units});
     let output = run_task(&remote, wave("apply"), json!({}));
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let summary = summary_line(&output);
@@ -320,33 +321,47 @@ fn update_variable_keeps_comments_and_rebases_after_a_concurrent_push() {
 }
 
 #[test]
-fn build_image_runs_kaniko_on_the_confined_context_and_skips_existing_tags() {
+fn build_image_runs_kaniko_on_the_confined_context_and_never_overwrites_a_tag() {
     let remote = Remote::new();
     remote.work.write("services/api/Dockerfile", "FROM scratch\n");
-    remote.push("api", "main");
+    let commit = remote.push("api", "main");
     let tools = tempfile::tempdir().expect("tempdir");
     let log = tools.path().join("kaniko.log");
     let executor = tools.path().join("executor");
     std::fs::write(&executor, format!("#!/bin/sh\necho \"$@\" >> '{}'\necho pushed\n", log.display())).expect("write");
     Command::new("chmod").arg("755").arg(&executor).status().expect("chmod");
-    let config = |skip: bool, exists: &str| {
+    // The registry as crane sees it: `exists` answers, `config` prints the image config with its revision label.
+    let config = |skip: bool, exists: &str, revision: &str| {
+        let label = json!({"config": {"Labels": {"org.opencontainers.image.revision": revision}}}).to_string();
         json!({"image": {"executor_path": executor, "registry_repo": "registry.example.com/acme/api",
-                         "skip_existing": skip, "exists_command": [exists]}})
+                         "skip_existing": skip, "exists_command": [exists],
+                         "revision_command": ["sh", "-c", format!("echo '{label}'"), "--"]}})
     };
+    let short = &commit[..12];
     let build = json!({"action": "build-image", "actor": "ci", "repo": remote.url(), "ref": "main",
-                       "context_path": "services/api", "tag": "v1.2.3"});
-    let output = run_task(&remote, build.clone(), config(true, "false"));
+                       "context_path": "services/api", "tag": short});
+    let output = run_task(&remote, build.clone(), config(true, "false", ""));
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let argv = std::fs::read_to_string(&log).expect("kaniko ran");
     assert!(argv.contains("--context=dir://") && argv.contains("/services/api "), "{argv}");
-    assert!(argv.contains("--destination=registry.example.com/acme/api:v1.2.3"), "{argv}");
+    assert!(argv.contains(&format!("--destination=registry.example.com/acme/api:{short}")), "{argv}");
+    assert!(argv.contains(&format!("--label=org.opencontainers.image.revision={commit}")), "{argv}");
     assert!(text(&output).contains("[build services/api] pushed"));
 
+    // The same tag built from the same commit: skipped.
     std::fs::remove_file(&log).expect("rm");
-    let output = run_task(&remote, build, config(true, "true"));
-    assert_eq!(output.status.code(), Some(0));
-    assert!(text(&output).contains("already exists; not rebuilt"));
+    let output = run_task(&remote, build.clone(), config(true, "true", &commit));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(text(&output).contains("already exists, built from"), "{}", text(&output));
     assert!(!log.exists(), "an existing tag is not rebuilt");
+
+    // The tag exists from another commit, or skipping is off: never overwritten.
+    for (skip, revision) in [(true, "0000000000000000000000000000000000000000"), (false, commit.as_str())] {
+        let output = run_task(&remote, build.clone(), config(skip, "true", revision));
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+        assert!(text(&output).contains("an existing tag is never overwritten"), "{}", text(&output));
+        assert!(!log.exists(), "kaniko never ran");
+    }
 }
 
 #[test]
@@ -366,10 +381,11 @@ fn build_ami_prints_the_ami_id_as_json() {
     let output = run_task(&remote, build, json!({"packer_path": packer}));
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let line = summary_line(&output);
+    let commit = remote.work.git(&["rev-parse", "HEAD"]);
     assert_eq!(
         line,
         json!({"event": "ami", "ami_id": "ami-0123456789abcdef0", "region": "us-east-1",
-                            "commit": remote.work.git(&["rev-parse", "HEAD"])})
+                            "commit": commit, "version": commit})
     );
 }
 

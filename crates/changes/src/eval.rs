@@ -596,6 +596,10 @@ fn evaluate_source(scope: &Scope, source: &Expression) {
             let looks_remote = literal_text.contains("::") || literal_text.contains("://");
             if !looks_remote {
                 scope.unresolved(Some(source), &format!("terraform.source: {why}"));
+                let _ = with_state(|s| {
+                    let problem = format!("{}: terraform.source can't be worked out statically ({why})", frame_unit(s));
+                    s.reads.source_problems.push(problem);
+                });
             }
             return;
         }
@@ -606,8 +610,16 @@ fn evaluate_source(scope: &Scope, source: &Expression) {
     let local = value.split('?').next().unwrap_or_default();
     // `../modules//vpc` copies the whole `../modules` tree; everything in it is read.
     let root = local.split_once("//").map_or(local, |(root, _)| root);
-    if let Ok(dir) = repo_path(root) {
-        let _ = with_state(|s| s.reads.source_dirs.insert(dir));
+    match repo_path(root) {
+        Ok(dir) => {
+            let _ = with_state(|s| s.reads.source_dirs.insert(dir));
+        }
+        Err(_) => {
+            let _ = with_state(|s| {
+                let problem = format!("{}: terraform.source {value:?} leaves the repository", frame_unit(s));
+                s.reads.source_problems.push(problem);
+            });
+        }
     }
 }
 

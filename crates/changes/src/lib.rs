@@ -13,6 +13,7 @@ pub mod detect;
 pub mod eval;
 mod functions;
 pub mod git;
+pub mod modules;
 pub mod parsed;
 pub mod reads;
 pub mod snapshot;

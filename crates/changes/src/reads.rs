@@ -31,6 +31,9 @@ pub struct Reads {
     pub dependencies: BTreeSet<String>,
     /// Problems worth telling the user about (escapes, symlink loops, parse errors).
     pub warnings: Vec<String>,
+    /// Local `terraform { source }` values that leave the repository or can't be worked out statically. Detection
+    /// fails closed on them through `unresolved`; the deploy task refuses to run the unit.
+    pub source_problems: Vec<String>,
     /// Reads of shared files (includes, `read_terragrunt_config`), evaluated once and shared by many units rather
     /// than copied into each.
     pub shared: Vec<Arc<Reads>>,
@@ -60,6 +63,16 @@ impl Reads {
     /// Every unit depended on.
     pub fn all_dependencies(&self) -> BTreeSet<String> {
         self.segments().flat_map(|r| r.dependencies.iter().cloned()).collect()
+    }
+
+    /// Every source problem, without repeats.
+    pub fn all_source_problems(&self) -> BTreeSet<String> {
+        self.segments().flat_map(|r| r.source_problems.iter().cloned()).collect()
+    }
+
+    /// Every local source folder.
+    pub fn all_source_dirs(&self) -> BTreeSet<String> {
+        self.segments().flat_map(|r| r.source_dirs.iter().cloned()).collect()
     }
 
     /// Every warning, without repeats.

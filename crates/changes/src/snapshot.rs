@@ -56,6 +56,8 @@ pub struct Snapshot {
     dirs: HashSet<String>,
     has_symlinks: bool,
     source: Box<dyn BlobSource>,
+    /// Files (and symlinks) by parent folder, built on first use: most callers never list a folder.
+    children: std::sync::OnceLock<HashMap<String, Vec<String>>>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -79,7 +81,7 @@ impl Snapshot {
             }
         }
         let has_symlinks = entries.values().any(|e| matches!(e, EntryKind::Symlink(_)));
-        Snapshot { entries, dirs, has_symlinks, source }
+        Snapshot { entries, dirs, has_symlinks, source, children: std::sync::OnceLock::new() }
     }
 
     /// A snapshot with no files (the base of a range that only adds).
@@ -95,6 +97,20 @@ impl Snapshot {
     /// The entry at `path`, without following symlinks.
     pub fn entry(&self, path: &str) -> Option<&EntryKind> {
         self.entries.get(path)
+    }
+
+    /// The files and symlinks directly in folder `dir` (repo-relative paths, sorted); empty for no such folder.
+    pub fn files_in(&self, dir: &str) -> &[String] {
+        let children = self.children.get_or_init(|| {
+            let mut by_dir: HashMap<String, Vec<String>> = HashMap::new();
+            for path in self.entries.keys() {
+                let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
+                by_dir.entry(parent.to_owned()).or_default().push(path.clone());
+            }
+            by_dir.values_mut().for_each(|files| files.sort());
+            by_dir
+        });
+        children.get(dir.trim_matches('/')).map_or(&[], Vec::as_slice)
     }
 
     /// True when `path` is a directory of the tree (the root is `""`).

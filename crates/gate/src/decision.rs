@@ -41,6 +41,13 @@ pub enum Reason {
     FieldInvalid,
     /// A rollout names more units than the gate accepts.
     TooManyUnits,
+    /// An apply-mode rollout (or a deleted unit's `source_ref` in one) names a branch instead of a full commit SHA,
+    /// so its waves could run at different commits.
+    RefNotPinned,
+    /// An image tag is neither the built commit's SHA nor a release tag built at that tag.
+    TagNotAllowed,
+    /// A mutating single-unit action in an account whose changes need an approved rollout wave.
+    ApprovalRequired,
 }
 
 impl Reason {
@@ -59,6 +66,9 @@ impl Reason {
             Reason::VariableNotAllowed => "variable_not_allowed",
             Reason::FieldInvalid => "field_invalid",
             Reason::TooManyUnits => "too_many_units",
+            Reason::RefNotPinned => "ref_not_pinned",
+            Reason::TagNotAllowed => "tag_not_allowed",
+            Reason::ApprovalRequired => "approval_required",
         }
     }
 }
@@ -144,7 +154,14 @@ mod tests {
 
     #[test]
     fn wire_names_match_serde() {
-        for reason in [Reason::Ok, Reason::RefNotAllowedForApply, Reason::TooManyUnits] {
+        for reason in [
+            Reason::Ok,
+            Reason::RefNotAllowedForApply,
+            Reason::TooManyUnits,
+            Reason::RefNotPinned,
+            Reason::TagNotAllowed,
+            Reason::ApprovalRequired,
+        ] {
             assert_eq!(serde_json::to_value(reason).expect("ser"), reason.as_str());
         }
         assert_eq!(serde_json::to_value(Container::ImageBuilder).expect("ser"), "image-builder");

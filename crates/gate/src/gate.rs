@@ -124,6 +124,9 @@ impl Gate {
         };
         if container == Container::Applier {
             self.check_apply_ref(body.git_ref())?;
+            if let ActionRequest::Rollout(r) = body {
+                check_pinned("ref", &r.git_ref)?;
+            }
         }
         match body {
             ActionRequest::PlanDestroy(t) | ActionRequest::Destroy(t) => check_ref_field("source_ref", &t.source_ref)?,
@@ -134,6 +137,7 @@ impl Gate {
                 if let Err(why) = syntax::check_image_tag(&b.tag) {
                     deny(Reason::FieldInvalid, format!("tag {}: {why}", quote(&b.tag)))?;
                 }
+                self.check_build_tag(&b.tag, &b.git_ref)?;
             }
             ActionRequest::BuildAmi(b) => {
                 for (field, path) in [("template_path", Some(&b.template_path)), ("var_file", b.var_file.as_ref())] {
@@ -266,7 +270,12 @@ impl Gate {
                 (None, ChangeKind::Deleted) => {
                     deny(Reason::FieldInvalid, format!("units: deleted unit {} needs a source_ref", quote(&unit.path)))?
                 }
-                (Some(source_ref), ChangeKind::Deleted) => check_ref_field("source_ref", source_ref)?,
+                (Some(source_ref), ChangeKind::Deleted) => {
+                    check_ref_field("source_ref", source_ref)?;
+                    if rollout.mode == crate::request::RolloutMode::Apply {
+                        check_pinned("source_ref", source_ref)?;
+                    }
+                }
                 (Some(_), _) => deny(
                     Reason::FieldInvalid,
                     format!("units: source_ref is only meaningful for deleted units ({})", quote(&unit.path)),
@@ -307,6 +316,42 @@ impl Gate {
         }
         Ok(())
     }
+}
+
+impl Gate {
+    /// Images are tagged by what they are built from, so a tag can't be squatted: the built commit's SHA (a prefix
+    /// of at least 7 hex digits; the task checks it against the commit it fetched), or a release tag name when the
+    /// build is at that very tag and the policy's `release_tag_patterns` accept it.
+    fn check_build_tag(&self, tag: &str, git_ref: &str) -> Check {
+        if syntax::is_commit_sha_prefix(tag) || (tag == git_ref && self.policy.is_release_tag(tag)) {
+            return Ok(());
+        }
+        deny(
+            Reason::TagNotAllowed,
+            format!(
+                "tag {}: an image is tagged with its commit SHA (at least 7 hex digits of the built commit) or, when \
+                 built at a release tag matching release_tag_patterns, with that tag's name (ref {})",
+                quote(tag),
+                quote(git_ref)
+            ),
+        )
+    }
+}
+
+/// Every wave and every resume of an apply rollout must run the same commit: a branch name would be resolved
+/// again by each of them.
+fn check_pinned(field: &str, value: &str) -> Check {
+    if syntax::is_full_commit_sha(value) {
+        return Ok(());
+    }
+    deny(
+        Reason::RefNotPinned,
+        format!(
+            "{field} {}: an apply rollout runs every wave at one commit, so it takes a full commit SHA, not a branch \
+             (the CLI resolves a branch to its SHA before sending)",
+            quote(value)
+        ),
+    )
 }
 
 fn check_run_id(run_id: &str) -> Check {

@@ -89,6 +89,10 @@ pub struct PolicyDocument {
     /// Accounts whose rollout wave waits for an approval (for example `prod`).
     #[serde(default)]
     pub approval_accounts: Vec<String>,
+    /// Regexes of release tag names (e.g. `v[0-9]+\.[0-9]+\.[0-9]+`): a `build-image` at a tag ref matching one may
+    /// use that tag name as the image tag. Without any, images are tagged by commit SHA only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub release_tag_patterns: Vec<String>,
 }
 
 /// The two kinds of repo the gate knows.
@@ -133,6 +137,7 @@ pub struct Policy {
     infrastructure_live: RepoAllowList,
     app: RepoAllowList,
     path_guards: Vec<Regex>,
+    release_tags: Vec<Regex>,
 }
 
 impl Policy {
@@ -165,12 +170,13 @@ impl Policy {
             }
         }
         let path_guards = compile_regexes(&document.path_guards, "path_guards")?;
+        let release_tags = compile_regexes(&document.release_tag_patterns, "release_tag_patterns")?;
         for (index, name) in document.update_variable_names.iter().enumerate() {
             if !is_hcl_identifier(name) {
                 return Err(invalid(format!("update_variable_names[{index}]"), "must be an HCL identifier"));
             }
         }
-        Ok(Policy { document, infrastructure_live, app, path_guards })
+        Ok(Policy { document, infrastructure_live, app, path_guards, release_tags })
     }
 
     /// The document this policy was built from.
@@ -209,6 +215,11 @@ impl Policy {
     /// The index of the first guard regex that matches `path`, if any.
     pub fn guard_matching(&self, path: &str) -> Option<usize> {
         self.path_guards.iter().position(|re| re.is_match(path))
+    }
+
+    /// True when `name` is a release tag name the policy lets images be tagged with (when built at that tag).
+    pub fn is_release_tag(&self, name: &str) -> bool {
+        self.release_tags.iter().any(|re| re.is_match(name))
     }
 
     /// True when `update-variable` may change `name`.

@@ -66,6 +66,11 @@ pub fn is_full_commit_sha(name: &str) -> bool {
     matches!(name.len(), 40 | 64) && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// True for a commit id or a prefix of one: 7 to 64 lowercase hex digits (how images are tagged by commit).
+pub fn is_commit_sha_prefix(name: &str) -> bool {
+    (7..=64).contains(&name.len()) && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Checks a ref: a valid branch name or a full commit SHA.
 pub fn check_ref(name: &str) -> Result<(), &'static str> {
     if is_full_commit_sha(name) {

@@ -23,6 +23,7 @@ struct Oracle {
     path: Regex,
     guards: Vec<Regex>,
     full_sha: Regex,
+    release_tag: Regex,
 }
 
 fn oracle() -> &'static Oracle {
@@ -35,6 +36,7 @@ fn oracle() -> &'static Oracle {
             Regex::new(r"^_envcommon/mgmt/ecs-deploy-runner\.hcl$").expect("re"),
         ],
         full_sha: Regex::new(r"^([0-9a-f]{40}|[0-9a-f]{64})$").expect("re"),
+        release_tag: Regex::new(r"^v[0-9]+\.[0-9]+\.[0-9]+$").expect("re"),
     })
 }
 
@@ -61,9 +63,19 @@ impl Oracle {
         };
         let apply_class =
             matches!(action, "apply" | "destroy" | "update-variable") || (action == "rollout" && s("mode") == "apply");
-        let ref_ok = !apply_class || self.apply_ref_inside(s("ref"));
+        let ref_ok = if action == "rollout" && s("mode") == "apply" {
+            // Apply rollouts are pinned: every wave runs the same commit.
+            self.full_sha.is_match(s("ref"))
+        } else {
+            !apply_class || self.apply_ref_inside(s("ref"))
+        };
         let target_ok = match action {
-            "build-image" => s("context_path") == "." || self.path.is_match(s("context_path")),
+            "build-image" => {
+                let tag = s("tag");
+                let commit_tag = (7..=64).contains(&tag.len()) && tag.bytes().all(|b| b"0123456789abcdef".contains(&b));
+                let release_tag = tag == s("ref") && self.release_tag.is_match(tag);
+                (s("context_path") == "." || self.path.is_match(s("context_path"))) && (commit_tag || release_tag)
+            }
             "rollout" => req["units"].as_array().is_some_and(|units| {
                 !units.is_empty() && units.iter().all(|u| self.unit_path_inside(u["path"].as_str().unwrap_or("")))
             }),
@@ -112,6 +124,7 @@ const REFS: &[&str] = &[
     "0123456789abcdef0123456789abcdef01234567",
     "0123456789ABCDEF0123456789ABCDEF01234567",
     "0123abc",
+    "v1.2.3",
     "-x",
     "a..b",
     "@",
@@ -150,11 +163,18 @@ fn request() -> impl Strategy<Value = Value> {
         prop_oneof![Just("plan"), Just("apply")],
     )
         .prop_map(|(action, repo, git_ref, path, variable, unit_paths, mode)| {
+            // The tag is drawn from the ref's own shapes: a SHA prefix, the ref itself, or squatting attempts.
+            let tag = match path.len() % 4 {
+                0 => git_ref.chars().take(12).collect::<String>(),
+                1 => git_ref.clone(),
+                2 => "latest".to_owned(),
+                _ => "v1.2.3".to_owned(),
+            };
             let mut v = json!({"action": action, "actor": "octocat", "repo": repo, "ref": git_ref});
             match action {
                 "build-image" => {
                     v["context_path"] = json!(path);
-                    v["tag"] = json!("v1");
+                    v["tag"] = json!(tag);
                 }
                 "rollout" => {
                     v["mode"] = json!(mode);

@@ -25,7 +25,7 @@ fn base(action: &str) -> Value {
                                     "variable": "image_version", "value": "v1.2.3"}),
         "build-image" => json!({"repo": APP, "ref": SHA1, "context_path": ".", "tag": SHA1}),
         "build-ami" => json!({"repo": APP, "ref": SHA1, "template_path": "packer/app.pkr.hcl"}),
-        "rollout" => json!({"repo": LIVE, "ref": "main", "mode": "apply", "units": [
+        "rollout" => json!({"repo": LIVE, "ref": SHA1, "mode": "apply", "units": [
             {"path": "dev/us-east-1/dev/vpc", "change": "affected"},
             {"path": "prod/us-east-1/prod/old", "change": "deleted", "source_ref": SHA1}]}),
         other => panic!("no base for {other}"),
@@ -245,6 +245,14 @@ fn the_rule_table() {
         ("tag 129", with("build-image", "tag", json!("a".repeat(129))), Reason::FieldInvalid),
         ("tag option", with("build-image", "tag", json!("-x")), Reason::FieldInvalid),
         ("build-image branch ref", with("build-image", "ref", json!("main")), Reason::Ok),
+        ("tag latest (squatting)", with("build-image", "tag", json!("latest")), Reason::TagNotAllowed),
+        ("tag short sha", with("build-image", "tag", json!("0123456")), Reason::Ok),
+        ("tag too short a sha", with("build-image", "tag", json!("012345")), Reason::TagNotAllowed),
+        ("tag uppercase sha", with("build-image", "tag", json!("0123ABC")), Reason::TagNotAllowed),
+        ("tag release at its tag", json!({"action": "build-image", "actor": "ci", "repo": APP, "ref": "v1.2.3", "context_path": ".", "tag": "v1.2.3"}), Reason::Ok),
+        ("tag release from a branch", json!({"action": "build-image", "actor": "ci", "repo": APP, "ref": "main", "context_path": ".", "tag": "v1.2.3"}), Reason::TagNotAllowed),
+        ("tag release from another tag", json!({"action": "build-image", "actor": "ci", "repo": APP, "ref": "v1.2.4", "context_path": ".", "tag": "v1.2.3"}), Reason::TagNotAllowed),
+        ("tag not a release pattern", json!({"action": "build-image", "actor": "ci", "repo": APP, "ref": "v1.2.3-rc1", "context_path": ".", "tag": "v1.2.3-rc1"}), Reason::TagNotAllowed),
         // --- read-only actions ---
         ("status", json!({"action": "status", "actor": "ci", "run_id": "run-0123abcd"}), Reason::Ok),
         ("logs", json!({"action": "logs", "actor": "ci", "run_id": "run-1", "next_token": "f/3829/s"}), Reason::Ok),
@@ -291,6 +299,16 @@ fn the_rule_table() {
         ("rollout unknown change", with("rollout", "units", json!([{"path": "dev/x", "change": "renamed"}])), Reason::MalformedRequest),
         ("rollout unit extra field", with("rollout", "units", json!([{"path": "dev/x", "change": "modified", "cmd": "x"}])), Reason::MalformedRequest),
         ("rollout bad mode", with("rollout", "mode", json!("destroy")), Reason::MalformedRequest),
+        ("rollout apply at a branch (unpinned)", with("rollout", "ref", json!("main")), Reason::RefNotPinned),
+        ("rollout apply at a feature branch", with("rollout", "ref", json!("feature/x")), Reason::RefNotAllowedForApply),
+        ("rollout apply at a short sha", with("rollout", "ref", json!("0123456")), Reason::RefNotAllowedForApply),
+        ("rollout apply deleted unit at a branch", with("rollout", "units", json!([{"path": "dev/x", "change": "deleted", "source_ref": "main"}])), Reason::RefNotPinned),
+        ("rollout plan at a branch", {
+            let mut v = with("rollout", "ref", json!("feature/x"));
+            v["mode"] = json!("plan");
+            v["units"] = json!([{"path": "dev/x", "change": "deleted", "source_ref": "main"}]);
+            v
+        }, Reason::Ok),
         ("rollout units not a list", with("rollout", "units", json!("dev/x")), Reason::MalformedRequest),
     ];
     let mut failures = Vec::new();

@@ -11,12 +11,29 @@ pub const ENV_POLICY: &str = "DEPLOY_RUNNER_POLICY";
 pub const ENV_TASK_CONFIG: &str = "DEPLOY_RUNNER_TASK_CONFIG";
 /// The run id the invoker assigned.
 pub const ENV_RUN_ID: &str = "DEPLOY_RUNNER_RUN_ID";
-/// A GitHub token for HTTPS clones and pushes.
+/// A GitHub token that can push: used only by `update-variable`'s push (and for fetches when no read-only
+/// token is given, as before the credentials were split).
 pub const ENV_GITHUB_TOKEN: &str = "GITHUB_TOKEN";
-/// An SSH private key, the alternative to a token.
+/// A read-only GitHub token: every clone and fetch uses it when set.
+pub const ENV_GITHUB_READ_TOKEN: &str = "GITHUB_READ_TOKEN";
+/// An SSH private key that can push, the alternative to a token (fetches too when no read-only key is given).
 pub const ENV_SSH_KEY: &str = "DEPLOY_SSH_PRIVATE_KEY";
+/// A read-only SSH deploy key: every clone and fetch uses it when set.
+pub const ENV_SSH_READ_KEY: &str = "DEPLOY_SSH_READ_KEY";
 /// Pinned known hosts for SSH (required with a key).
 pub const ENV_SSH_KNOWN_HOSTS: &str = "DEPLOY_SSH_KNOWN_HOSTS";
+
+/// Every variable that holds a secret. No child process the task starts (git aside, which gets exactly the one
+/// credential it needs) inherits any of them.
+pub const SECRET_VARIABLES: [&str; 4] = [ENV_GITHUB_TOKEN, ENV_GITHUB_READ_TOKEN, ENV_SSH_KEY, ENV_SSH_READ_KEY];
+
+/// Removes every secret variable from a child's environment.
+pub fn without_secrets(command: &mut std::process::Command) -> &mut std::process::Command {
+    for name in SECRET_VARIABLES {
+        command.env_remove(name);
+    }
+    command
+}
 
 /// Task settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +57,10 @@ pub struct TaskConfig {
     pub image: ImageConfig,
     /// The packer executable for `build-ami`.
     pub packer_path: PathBuf,
+    /// Hand the read-only git token to the tool (as a git credential helper reading `GITHUB_READ_TOKEN`), for
+    /// private module sources. The tool runs the repo's code, so that token is readable by whoever can push a
+    /// branch: only ever a read-only one, and only when set.
+    pub tool_git_credential: bool,
 }
 
 impl Default for TaskConfig {
@@ -54,6 +75,7 @@ impl Default for TaskConfig {
             git_author_email: "deploy-runner@users.noreply.github.com".to_owned(),
             image: ImageConfig::default(),
             packer_path: PathBuf::from("packer"),
+            tool_git_credential: false,
         }
     }
 }
@@ -70,6 +92,9 @@ pub struct ImageConfig {
     pub skip_existing: bool,
     /// A command that exits 0 when the image given as its last argument exists (e.g. `["crane", "manifest"]`).
     pub exists_command: Vec<String>,
+    /// A command that prints the image config JSON of the image given as its last argument (e.g.
+    /// `["crane", "config"]`), whose `org.opencontainers.image.revision` label says which commit it was built from.
+    pub revision_command: Vec<String>,
 }
 
 impl Default for ImageConfig {
@@ -79,6 +104,7 @@ impl Default for ImageConfig {
             registry_repo: None,
             skip_existing: true,
             exists_command: vec!["crane".to_owned(), "manifest".to_owned()],
+            revision_command: vec!["crane".to_owned(), "config".to_owned()],
         }
     }
 }
@@ -92,10 +118,49 @@ pub struct Environment {
     pub config: TaskConfig,
     /// The run id, when the invoker set one.
     pub run_id: Option<String>,
-    /// The GitHub token, if any.
-    pub github_token: Option<String>,
-    /// The SSH key and known hosts, if any.
-    pub ssh: Option<(String, String)>,
+    /// The git credentials, split by what they may do.
+    pub git: GitSecrets,
+}
+
+/// Git credentials by need: fetching (every action) and pushing (`update-variable` only).
+#[derive(Debug, Clone, Default)]
+pub struct GitSecrets {
+    /// The read-only token, if any.
+    pub read_token: Option<String>,
+    /// The push-capable token, if any.
+    pub push_token: Option<String>,
+    /// The read-only SSH key, if any.
+    pub read_ssh_key: Option<String>,
+    /// The push-capable SSH key, if any.
+    pub push_ssh_key: Option<String>,
+    /// Pinned known hosts (required with any key).
+    pub known_hosts: Option<String>,
+}
+
+impl GitSecrets {
+    /// What fetches use: the read-only credentials, else (deployments from before the split) the push ones.
+    pub fn fetch(&self) -> crate::git::Credentials {
+        crate::git::Credentials {
+            token: self.read_token.clone().or_else(|| self.push_token.clone()),
+            ssh: self.read_ssh_key.clone().or_else(|| self.push_ssh_key.clone()).zip(self.known_hosts.clone()),
+        }
+    }
+
+    /// What a push uses: only the push-capable credentials.
+    pub fn push(&self) -> crate::git::Credentials {
+        crate::git::Credentials {
+            token: self.push_token.clone(),
+            ssh: self.push_ssh_key.clone().zip(self.known_hosts.clone()),
+        }
+    }
+
+    /// Every secret value, for the masker.
+    pub fn values(&self) -> Vec<&str> {
+        [&self.read_token, &self.push_token, &self.read_ssh_key, &self.push_ssh_key]
+            .into_iter()
+            .filter_map(|v| v.as_deref())
+            .collect()
+    }
 }
 
 /// A configuration problem: the task refuses to start.
@@ -111,7 +176,7 @@ pub enum ConfigError {
     #[error("{ENV_TASK_CONFIG}: {0}")]
     TaskConfig(serde_json::Error),
     /// An SSH key without pinned known hosts.
-    #[error("{ENV_SSH_KEY} is set but {ENV_SSH_KNOWN_HOSTS} is not: host keys must be pinned")]
+    #[error("an SSH key ({ENV_SSH_KEY} or {ENV_SSH_READ_KEY}) is set but {ENV_SSH_KNOWN_HOSTS} is not: host keys must be pinned")]
     UnpinnedHosts,
 }
 
@@ -124,18 +189,17 @@ impl Environment {
             _ => TaskConfig::default(),
         };
         let non_empty = |name| var(name).filter(|v: &String| !v.trim().is_empty());
-        let ssh = match (non_empty(ENV_SSH_KEY), non_empty(ENV_SSH_KNOWN_HOSTS)) {
-            (Some(key), Some(hosts)) => Some((key, hosts)),
-            (Some(_), None) => return Err(ConfigError::UnpinnedHosts),
-            _ => None,
+        let git = GitSecrets {
+            read_token: non_empty(ENV_GITHUB_READ_TOKEN),
+            push_token: non_empty(ENV_GITHUB_TOKEN),
+            read_ssh_key: non_empty(ENV_SSH_READ_KEY),
+            push_ssh_key: non_empty(ENV_SSH_KEY),
+            known_hosts: non_empty(ENV_SSH_KNOWN_HOSTS),
         };
-        Ok(Environment {
-            policy,
-            config,
-            run_id: non_empty(ENV_RUN_ID),
-            github_token: non_empty(ENV_GITHUB_TOKEN),
-            ssh,
-        })
+        if (git.read_ssh_key.is_some() || git.push_ssh_key.is_some()) && git.known_hosts.is_none() {
+            return Err(ConfigError::UnpinnedHosts);
+        }
+        Ok(Environment { policy, config, run_id: non_empty(ENV_RUN_ID), git })
     }
 }
 
@@ -166,7 +230,26 @@ mod tests {
         assert_eq!(e.config.image.registry_repo.as_deref(), Some("r/x"));
         assert_eq!(e.config.image.executor_path, PathBuf::from("/kaniko/executor"), "defaults fill the rest");
         assert_eq!(e.run_id.as_deref(), Some("run-1"));
-        assert!(e.ssh.is_some());
+        assert!(e.git.push().ssh.is_some());
+        assert_eq!(e.git.fetch().token.as_deref(), Some("tok"), "without a read-only token, fetches use the old one");
+    }
+
+    #[test]
+    fn credentials_are_split_by_need() {
+        let e = env(&[
+            (ENV_POLICY, POLICY),
+            (ENV_GITHUB_TOKEN, "push-token"),
+            (ENV_GITHUB_READ_TOKEN, "read-token"),
+            (ENV_SSH_READ_KEY, "read-key"),
+            (ENV_SSH_KNOWN_HOSTS, "github.com ssh-ed25519 AAAA"),
+        ])
+        .expect("valid");
+        assert_eq!(e.git.fetch().token.as_deref(), Some("read-token"));
+        assert_eq!(e.git.fetch().ssh.map(|(key, _)| key).as_deref(), Some("read-key"));
+        assert_eq!(e.git.push().token.as_deref(), Some("push-token"));
+        assert!(e.git.push().ssh.is_none(), "a read-only key is never used to push");
+        let read_only = env(&[(ENV_POLICY, POLICY), (ENV_GITHUB_READ_TOKEN, "read-token")]).expect("valid");
+        assert!(read_only.git.push().token.is_none());
     }
 
     #[test]
@@ -176,6 +259,7 @@ mod tests {
             (vec![(ENV_POLICY, "{}")], "DEPLOY_RUNNER_POLICY"),
             (vec![(ENV_POLICY, POLICY), (ENV_TASK_CONFIG, r#"{"grace": 1}"#)], "unknown field `grace`"),
             (vec![(ENV_POLICY, POLICY), (ENV_SSH_KEY, "key")], "host keys must be pinned"),
+            (vec![(ENV_POLICY, POLICY), (ENV_SSH_READ_KEY, "key")], "host keys must be pinned"),
         ];
         for (vars, needle) in cases {
             let err = env(&vars).expect_err(needle).to_string();

@@ -7,11 +7,15 @@
 
 pub mod config;
 pub mod confine;
+pub mod deleted;
 pub mod git;
+pub mod harden;
+pub mod image;
 pub mod mask;
 pub mod plan;
 pub mod process;
 pub mod run;
+pub mod sources;
 pub mod tool;
 pub mod update;
 

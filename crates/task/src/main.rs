@@ -7,7 +7,8 @@
 //! Exit status: the tool's; 2 when the task could not get to running it; 3 when the gate denies the request;
 //! 143 when stopped (SIGTERM).
 
-use deploy_runner_task::{Environment, Task, EXIT_SETUP};
+use deploy_runner_task::config::SECRET_VARIABLES;
+use deploy_runner_task::{harden, Environment, Task, EXIT_SETUP};
 use std::io::Read;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -24,6 +25,8 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<i32> {
+    // Before any secret is read or any child started: the tools we run can't read our memory or environment.
+    harden::protect_process().map_err(|e| anyhow::anyhow!("cannot make the task non-dumpable: {e}"))?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let body = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["run", "--request", json] => json.as_bytes().to_vec(),
@@ -36,6 +39,11 @@ fn run() -> anyhow::Result<i32> {
         _ => anyhow::bail!("usage: deploy-runner-task run (--request JSON | --request-file FILE|-)"),
     };
     let environment = Environment::from_vars(|name| std::env::var(name).ok())?;
+    // The secrets now live in `environment` only: no child can inherit them by accident. (The kernel's copy of
+    // our initial environment stays in /proc/self/environ, which non-dumpability closes to everyone else.)
+    for name in SECRET_VARIABLES {
+        std::env::remove_var(name);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     // ECS StopTask sends SIGTERM; Ctrl-C in the local backend sends SIGINT. Both ask the tool to stop.
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;

@@ -83,7 +83,9 @@ pub fn run_streamed(mut command: Command, ctx: &RunContext<'_>) -> std::io::Resu
     let captured = Arc::new(Mutex::new(ctx.capture_stdout.then(String::new)));
     let stdout = child.stdout.take().map(|out| pump(out, ctx, false, counts.clone(), captured.clone()));
     let stderr = child.stderr.take().map(|err| pump(err, ctx, true, counts.clone(), Arc::new(Mutex::new(None))));
+    let group = rustix::process::Pid::from_child(&child);
     let (status, stopped) = wait_or_stop(&mut child, ctx)?;
+    crate::harden::reap_group(group);
     for pump in [stdout, stderr].into_iter().flatten() {
         let _ = pump.join();
     }

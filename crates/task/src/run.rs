@@ -1,11 +1,11 @@
 //! What the task does for each admitted request: check out the right commit, verify it, confine the path, run.
 
-use crate::config::Environment;
+use crate::config::{without_secrets, Environment};
 use crate::confine::{confine, ConfineError};
-use crate::git::{Credentials, GitError, PushOutcome, Repo};
+use crate::git::{GitError, PushOutcome, Repo};
 use crate::mask::Masker;
 use crate::plan::PlanCounts;
-use crate::process::{run_captured, run_streamed, Echo, RunContext, ToolResult, EXIT_TERMINATED};
+use crate::process::{run_streamed, Echo, RunContext, ToolResult, EXIT_TERMINATED};
 use crate::tool::{commands, Operation, ToolStyle, TOOL_ENV};
 use crate::update::{set_input, Edited};
 use deploy_runner_gate::{
@@ -13,6 +13,7 @@ use deploy_runner_gate::{
     VariableUpdate,
 };
 use serde::Serialize;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -92,9 +93,7 @@ pub struct Task {
 impl Task {
     /// A task with its environment; `stop` is set by the signal handler.
     pub fn new(env: Environment, stop: Arc<AtomicBool>) -> std::io::Result<Task> {
-        let secrets: Vec<&str> =
-            env.github_token.iter().map(String::as_str).chain(env.ssh.iter().map(|(key, _)| key.as_str())).collect();
-        let masker = Masker::new(secrets);
+        let masker = Masker::new(env.git.values());
         let (workdir, scratch) = match &env.config.workdir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
@@ -160,24 +159,10 @@ impl Task {
         let _ = writeln!(err, "deploy-runner-task: {}", self.masker.mask(message)).and_then(|_| err.flush());
     }
 
-    fn credentials(&self) -> Result<Credentials, TaskError> {
-        let ssh = match &self.env.ssh {
-            Some((key, hosts)) => {
-                let dir = self.workdir.join(".ssh");
-                std::fs::create_dir_all(&dir)?;
-                let key_path = dir.join("id");
-                let hosts_path = dir.join("known_hosts");
-                write_private(&key_path, &format!("{}\n", key.trim_end()))?;
-                std::fs::write(&hosts_path, hosts)?;
-                Some((key_path, hosts_path))
-            }
-            None => None,
-        };
-        Ok(Credentials { github_token: self.env.github_token.clone(), ssh })
-    }
-
+    /// A new clone of `url` in the work dir; its fetches use the read-only credentials (or, in deployments from
+    /// before the split, the only ones there are).
     fn open_repo(&self, url: &str, name: &str) -> Result<Repo, TaskError> {
-        Ok(Repo::init(&self.workdir.join(name), url, self.credentials()?, self.masker.clone())?)
+        Ok(Repo::init(&self.workdir.join(name), url, self.env.git.fetch(), self.masker.clone())?)
     }
 
     /// Fetches `git_ref` (a branch or full SHA) and returns its commit. `history` fetches everything reachable
@@ -233,8 +218,12 @@ impl Task {
             self.say(&format!("{unit}: {} {}", self.env.policy.binary().as_str(), args.join(" ")));
             let mut command = Command::new(self.tool_program());
             command.args(&args).current_dir(dir).envs(TOOL_ENV);
-            // The tool needs no git credentials; keep them out of its reach.
-            command.env_remove("GITHUB_TOKEN").env_remove("DEPLOY_SSH_PRIVATE_KEY");
+            // The tool runs the repo's code: it gets no credential of ours, unless the deployment hands it the
+            // read-only one for private module sources.
+            without_secrets(&mut command);
+            if let (true, Some(token)) = (self.env.config.tool_git_credential, &self.env.git.read_token) {
+                command.envs(crate::git::tool_credential_env(token));
+            }
             last = run_streamed(command, &ctx)?;
             if last.exit_code != 0 {
                 return Ok(last);
@@ -251,14 +240,14 @@ impl Task {
         source_ref: Option<&str>,
         operation: Operation,
     ) -> Result<i32, TaskError> {
-        let repo = self.open_repo(url, "repo")?;
+        let mut repo = self.open_repo(url, "repo")?;
         let history = operation.changes_infrastructure();
         let commit = self.fetch_ref(&repo, git_ref, history)?;
         if operation.changes_infrastructure() {
             self.verify_on_apply_ref(&repo, &commit, git_ref)?;
         }
         let checkout = match source_ref {
-            // Deleted units run where they still exist.
+            // Deleted units run where they still exist, and only if they are really gone at `ref`.
             Some(source) => {
                 let source_commit = self.fetch_ref(&repo, source, history)?;
                 if operation == Operation::Destroy && !repo.is_ancestor(&source_commit, &commit)? {
@@ -266,12 +255,16 @@ impl Task {
                         "source_ref {source} is not an ancestor of {git_ref}; refusing to destroy from it"
                     )));
                 }
+                self.check_deleted(&repo, path, (git_ref, &commit), (source, &source_commit))?;
                 source_commit
             }
             None => commit,
         };
+        // Every fetch is done: from here on no credential exists outside this process.
+        repo.seal();
         repo.checkout_detached(&checkout)?;
         let dir = confine(repo.dir(), path, Some(self.env.policy.binary()))?;
+        self.check_sources(&repo, &checkout, path)?;
         let result = self.run_tool(&dir, path, operation)?;
         if let Some(c) = result.counts {
             self.say(&format!("{path}: {} to add, {} to change, {} to destroy", c.add, c.change, c.destroy));
@@ -279,18 +272,81 @@ impl Task {
         Ok(result.exit_code)
     }
 
+    /// A destroy (or its plan) is only for a unit that is gone at `ref` and was a unit at `source_ref`: otherwise
+    /// "destroy the deleted unit" could be aimed at a live one.
+    fn check_deleted(
+        &self,
+        repo: &Repo,
+        path: &str,
+        (git_ref, commit): (&str, &str),
+        (source_ref, source_commit): (&str, &str),
+    ) -> Result<(), TaskError> {
+        let binary = self.env.policy.binary();
+        match crate::deleted::unit_at(repo, commit, path, binary)? {
+            crate::deleted::UnitAt::Absent => {}
+            crate::deleted::UnitAt::Present => {
+                return Err(TaskError::Refused(format!(
+                    "{path} is still a unit at {git_ref}; only a unit deleted at ref can be destroyed (its config \
+                     must be absent at ref and present at source_ref)"
+                )))
+            }
+            crate::deleted::UnitAt::Linked(link) => {
+                return Err(TaskError::Refused(format!(
+                    "{path}: {link} is a symlink at {git_ref}; refusing to destroy"
+                )))
+            }
+        }
+        match crate::deleted::unit_at(repo, source_commit, path, binary)? {
+            crate::deleted::UnitAt::Present => Ok(()),
+            crate::deleted::UnitAt::Absent => Err(TaskError::Refused(format!(
+                "{path} is not a unit at source_ref {source_ref}; there is nothing to destroy from there"
+            ))),
+            crate::deleted::UnitAt::Linked(link) => Err(TaskError::Refused(format!(
+                "{path}: {link} is a symlink at source_ref {source_ref}; refusing to destroy"
+            ))),
+        }
+    }
+
+    /// The unit's local `terraform { source }` and local module calls must stay inside the clone.
+    fn check_sources(&self, repo: &Repo, commit: &str, path: &str) -> Result<(), TaskError> {
+        crate::sources::check_local_sources(repo.dir(), commit, path, self.env.policy.binary())
+            .map_err(TaskError::Refused)
+    }
+
     /// An account wave: units in the given order; plan runs them all, apply stops at the first failure.
     fn wave(&self, rollout: &Rollout) -> Result<i32, TaskError> {
         let apply = rollout.mode == RolloutMode::Apply;
-        let repo = self.open_repo(&rollout.repo, "repo")?;
+        let mut repo = self.open_repo(&rollout.repo, "repo")?;
         let commit = self.fetch_ref(&repo, &rollout.git_ref, apply)?;
         if apply {
             self.verify_on_apply_ref(&repo, &commit, &rollout.git_ref)?;
         }
+        // Every fetch happens before the first tool runs, the deleted units' source commits included; a unit whose
+        // source can't be fetched or checked fails on its own turn, like any other unit.
+        let mut fetched: HashMap<&str, Result<String, String>> = HashMap::new();
+        let mut deleted_sources: HashMap<&str, Result<String, String>> = HashMap::new();
+        for unit in rollout.units.iter().filter(|u| u.change == ChangeKind::Deleted) {
+            let Some(source) = unit.source_ref.as_deref() else { continue };
+            let source_commit = fetched
+                .entry(source)
+                .or_insert_with(|| self.fetch_ref(&repo, source, apply).map_err(|e| e.to_string()))
+                .clone();
+            let checked = source_commit.and_then(|source_commit| {
+                if apply && !repo.is_ancestor(&source_commit, &commit).map_err(|e| e.to_string())? {
+                    return Err(format!("source_ref {source} is not an ancestor of {commit}"));
+                }
+                self.check_deleted(&repo, &unit.path, (&rollout.git_ref, &commit), (source, &source_commit))
+                    .map_err(|e| e.to_string())?;
+                Ok(source_commit)
+            });
+            deleted_sources.insert(unit.path.as_str(), checked);
+        }
+        repo.seal();
         repo.checkout_detached(&commit)?;
+        let mut worktrees: HashMap<String, PathBuf> = HashMap::new();
         let mut outcomes: Vec<UnitOutcome> = Vec::new();
         let mut first_failure: Option<i32> = None;
-        for (index, unit) in rollout.units.iter().enumerate() {
+        for unit in &rollout.units {
             let deleted = unit.change == ChangeKind::Deleted;
             let operation = match (apply, deleted) {
                 (true, true) => Operation::Destroy,
@@ -302,7 +358,16 @@ impl Task {
                 outcomes.push(skipped(&unit.path, operation));
                 continue;
             }
-            let result = self.wave_unit(&repo, &commit, unit, operation, index, apply);
+            let tree = match deleted_sources.get(unit.path.as_str()) {
+                None => Ok((repo.dir().to_path_buf(), commit.clone())),
+                Some(Err(why)) => Err(TaskError::Refused(why.clone())),
+                Some(Ok(source_commit)) => self.worktree(&repo, &mut worktrees, source_commit),
+            };
+            let result = tree.and_then(|(tree, tree_commit)| {
+                let dir = confine(&tree, &unit.path, Some(self.env.policy.binary()))?;
+                self.check_sources(&repo, &tree_commit, &unit.path)?;
+                self.run_tool(&dir, &unit.path, operation)
+            });
             let outcome = match result {
                 Ok(r) => UnitOutcome {
                     path: unit.path.clone(),
@@ -342,27 +407,19 @@ impl Task {
         Ok(if stopped { EXIT_TERMINATED } else { first_failure.unwrap_or(0) })
     }
 
-    fn wave_unit(
+    /// A work tree at `commit` (one per commit, shared by the deleted units that live there).
+    fn worktree(
         &self,
         repo: &Repo,
+        worktrees: &mut HashMap<String, PathBuf>,
         commit: &str,
-        unit: &deploy_runner_gate::RolloutUnit,
-        operation: Operation,
-        index: usize,
-        apply: bool,
-    ) -> Result<ToolResult, TaskError> {
-        let tree = match &unit.source_ref {
-            Some(source) if unit.change == ChangeKind::Deleted => {
-                let source_commit = self.fetch_ref(repo, source, apply)?;
-                if apply && !repo.is_ancestor(&source_commit, commit)? {
-                    return Err(TaskError::Refused(format!("source_ref {source} is not an ancestor of {commit}")));
-                }
-                repo.worktree_at(&self.workdir.join(format!("source-{index}")), &source_commit)?
-            }
-            _ => repo.dir().to_path_buf(),
-        };
-        let dir = confine(&tree, &unit.path, Some(self.env.policy.binary()))?;
-        self.run_tool(&dir, &unit.path, operation)
+    ) -> Result<(PathBuf, String), TaskError> {
+        if let Some(dir) = worktrees.get(commit) {
+            return Ok((dir.clone(), commit.to_owned()));
+        }
+        let dir = repo.worktree_at(&self.workdir.join(format!("source-{}", worktrees.len())), commit)?;
+        worktrees.insert(commit.to_owned(), dir.clone());
+        Ok((dir, commit.to_owned()))
     }
 
     fn update_variable(&self, update: &VariableUpdate, request: &Request) -> Result<i32, TaskError> {
@@ -370,14 +427,15 @@ impl Task {
         let commit = self.fetch_ref(&repo, &update.git_ref, true)?;
         // Edit the tip of the apply ref the commit is on (the ref itself when a branch was given).
         let branch = self.verify_on_apply_ref(&repo, &commit, &update.git_ref)?;
+        let message = crate::update::commit_message(update, &request.actor).map_err(TaskError::Refused)?;
+        let relative = format!("{}/terragrunt.hcl", update.path);
         let attempts = self.env.config.push_attempts.max(1);
         for attempt in 1..=attempts {
             repo.fetch_branch(&branch, None)?;
             let tip = repo.resolve(&format!("refs/remotes/origin/{branch}"))?;
             repo.checkout_detached(&tip)?;
             let dir = confine(repo.dir(), &update.path, Some(ToolBinary::Terragrunt))?;
-            let file = dir.join("terragrunt.hcl");
-            let relative = format!("{}/terragrunt.hcl", update.path);
+            let file = crate::update::regular_file(&dir, "terragrunt.hcl").map_err(TaskError::Refused)?;
             let text = std::fs::read_to_string(&file)?;
             let new_text = match set_input(&relative, &text, &update.variable, &update.value)
                 .map_err(|e| TaskError::Refused(e.to_string()))?
@@ -388,14 +446,15 @@ impl Task {
                 }
                 Edited::Changed(new_text) => new_text,
             };
-            std::fs::write(&file, new_text)?;
-            let message = format!(
-                "deploy-runner: set {} = \"{}\" in {}\n\nRequested by {} through deploy-runner update-variable.",
-                update.variable, update.value, update.path, request.actor
-            );
-            let new_commit =
-                repo.commit_all(&message, &self.env.config.git_author_name, &self.env.config.git_author_email)?;
-            match repo.push_head(&branch)? {
+            crate::update::replace_file(&file, &new_text)?;
+            let new_commit = repo.commit_files(
+                &[&relative],
+                &message,
+                &self.env.config.git_author_name,
+                &self.env.config.git_author_email,
+            )?;
+            // The one place a push credential is used, for exactly this command.
+            match repo.push_head(&branch, &self.env.git.push())? {
                 PushOutcome::Pushed => {
                     self.say(&format!("pushed {new_commit} to {branch}: {} = {:?}", update.variable, update.value));
                     println!(
@@ -413,25 +472,52 @@ impl Task {
         Err(TaskError::Refused(format!("{branch} kept moving; gave up after {attempts} push attempts")))
     }
 
+    /// Fetches what a build builds. An image tagged by commit builds the commit its tag names (a branch given as
+    /// `ref` must point at it); a release build fetches exactly the tag. Returns the commit and its version name.
+    fn fetch_build(&self, repo: &Repo, git_ref: &str, tag: Option<&str>) -> Result<(String, String), TaskError> {
+        let release = self.env.policy.is_release_tag(git_ref) && tag.is_none_or(|t| t == git_ref);
+        if release {
+            repo.fetch_tag(git_ref, Some(1))?;
+            let commit = repo.resolve(&format!("refs/tags/{git_ref}"))?;
+            return Ok((commit, git_ref.to_owned()));
+        }
+        let commit = self.fetch_ref(repo, git_ref, false)?;
+        if let Some(tag) = tag {
+            if !commit.starts_with(tag) {
+                return Err(TaskError::Refused(format!(
+                    "tag {tag} is not the built commit: {git_ref} is at {commit}; an image is tagged with the SHA of \
+                     the commit it is built from"
+                )));
+            }
+        }
+        Ok((commit.clone(), commit))
+    }
+
     fn build_image(&self, build: &ImageBuild) -> Result<i32, TaskError> {
         let image = &self.env.config.image;
         let Some(registry_repo) = &image.registry_repo else {
             return Err(TaskError::Refused("image.registry_repo is not configured".into()));
         };
         let destination = format!("{registry_repo}:{}", build.tag);
-        if image.skip_existing && !image.exists_command.is_empty() {
-            let mut check = Command::new(&image.exists_command[0]);
-            check.args(&image.exists_command[1..]).arg(&destination);
-            if matches!(run_captured(check), Ok((0, _))) {
-                self.say(&format!("{destination} already exists; not rebuilt"));
-                return Ok(0);
-            }
-        }
-        let repo = self.open_repo(&build.repo, "app")?;
-        let commit = self.fetch_ref(&repo, &build.git_ref, false)?;
+        let mut repo = self.open_repo(&build.repo, "app")?;
+        let (commit, _) = self.fetch_build(&repo, &build.git_ref, Some(&build.tag))?;
+        repo.seal();
         repo.checkout_detached(&commit)?;
         let context = confine(repo.dir(), &build.context_path, None)?;
+        match crate::image::existing_revision(image, &destination).map_err(TaskError::Refused)? {
+            crate::image::Existing::Absent => {}
+            crate::image::Existing::BuiltFrom(revision) if revision == commit && image.skip_existing => {
+                self.say(&format!("{destination} already exists, built from {commit}; not rebuilt"));
+                return Ok(0);
+            }
+            crate::image::Existing::BuiltFrom(revision) => {
+                return Err(TaskError::Refused(format!(
+                    "{destination} already exists (built from {revision}); an existing tag is never overwritten"
+                )))
+            }
+        }
         let mut command = Command::new(&image.executor_path);
+        without_secrets(&mut command);
         command
             .arg(format!("--context=dir://{}", context.display()))
             .arg(format!("--dockerfile={}", context.join("Dockerfile").display()))
@@ -442,12 +528,16 @@ impl Task {
     }
 
     fn build_ami(&self, build: &AmiBuild) -> Result<i32, TaskError> {
-        let repo = self.open_repo(&build.repo, "app")?;
-        let commit = self.fetch_ref(&repo, &build.git_ref, false)?;
+        let mut repo = self.open_repo(&build.repo, "app")?;
+        let (commit, version) = self.fetch_build(&repo, &build.git_ref, None)?;
+        repo.seal();
         repo.checkout_detached(&commit)?;
         let template = confine(repo.dir(), &build.template_path, None)?;
         let template_dir = template.parent().unwrap_or(repo.dir()).to_path_buf();
         let mut command = Command::new(&self.env.config.packer_path);
+        without_secrets(&mut command);
+        // Templates name and tag the AMI with these (undeclared variables are ignored by packer).
+        command.env("PKR_VAR_deploy_runner_commit", &commit).env("PKR_VAR_deploy_runner_version", &version);
         command.arg("build").arg("-machine-readable").current_dir(&template_dir);
         if let Some(var_file) = &build.var_file {
             command.arg(format!("-var-file={}", confine(repo.dir(), var_file, None)?.display()));
@@ -461,7 +551,11 @@ impl Task {
         }
         match parse_ami(&result.stdout) {
             Some((region, ami)) => {
-                println!("{}", serde_json::json!({"event": "ami", "ami_id": ami, "region": region, "commit": commit}));
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "ami", "ami_id": ami, "region": region, "commit": commit,
+                                       "version": version})
+                );
                 Ok(0)
             }
             None => Err(TaskError::Refused("packer succeeded but printed no AMI id".into())),
@@ -490,13 +584,6 @@ fn skipped(path: &str, operation: Operation) -> UnitOutcome {
         counts: None,
         error: None,
     }
-}
-
-/// Writes a file only we can read (an SSH key).
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    file.write_all(text.as_bytes())
 }
 
 /// Finds `region:ami-...` in packer's machine-readable artifact lines (`...,artifact,0,id,us-east-1:ami-0abc`).

@@ -1,8 +1,10 @@
 //! `update-variable`: set one entry of a unit's `inputs` with hcl-edit, keeping comments and formatting.
 
+use deploy_runner_gate::VariableUpdate;
 use hcl_edit::expr::{Expression, ObjectKey};
 use hcl_edit::structure::Body;
 use hcl_edit::Decorate;
+use std::path::{Path, PathBuf};
 
 /// Why the edit could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,49 @@ pub enum UpdateError {
         /// The variable.
         variable: String,
     },
+}
+
+/// Markers that make CI systems skip a pipeline (GitHub, GitLab, CircleCI, Bitbucket, Azure, Travis), compared
+/// case-insensitively. A commit of ours carrying one would never be applied.
+const CI_DIRECTIVES: [&str; 6] = ["[skip", "skip]", "[ci skip", "[no ci", "***no_ci***", "skip-checks"];
+
+/// The commit message of an `update-variable`. Every request field in it has a narrow charset (checked by the
+/// gate); this also refuses, as a last line of defence, any message that a CI system would read as "skip me".
+pub fn commit_message(update: &VariableUpdate, actor: &str) -> Result<String, String> {
+    let message = format!(
+        "deploy-runner: set {} = \"{}\" in {}\n\nRequested by {} through deploy-runner update-variable.",
+        update.variable, update.value, update.path, actor
+    );
+    let lower = message.to_lowercase();
+    match CI_DIRECTIVES.iter().find(|directive| lower.contains(*directive)) {
+        Some(directive) => Err(format!(
+            "the commit message would carry the CI directive {directive:?} (from the request's value or actor); \
+             refusing, so the change can't skip the pipeline that applies it"
+        )),
+        None => Ok(message),
+    }
+}
+
+/// `dir/name`, which must be a regular file (never a link: the write must land in the clone, in this file).
+pub fn regular_file(dir: &Path, name: &str) -> Result<PathBuf, String> {
+    let path = dir.join(name);
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.file_type().is_file() => Ok(path),
+        Ok(_) => Err(format!("{} is not a regular file (a symlink?); refusing to write through it", path.display())),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Replaces `path` with `text` atomically: a new file in the same folder renamed over it. A rename replaces the
+/// directory entry itself, so even a link swapped in meanwhile is replaced, never written through.
+pub fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let permissions = std::fs::metadata(path)?.permissions();
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut file, text.as_bytes())?;
+    file.as_file().set_permissions(permissions)?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// The result of an edit.
@@ -102,6 +147,37 @@ inputs = {
         assert_eq!(set_input("t.hcl", &text, "image_version", "v1.1.0").expect("edit"), Edited::Unchanged);
         let Edited::Changed(quoted) = set_input("t.hcl", UNIT, "quoted-key", "y").expect("edit") else { panic!() };
         assert!(quoted.contains("\"quoted-key\"  = \"y\""), "{quoted}");
+    }
+
+    #[test]
+    fn commit_messages_carry_no_ci_directive() {
+        let update = |value: &str| VariableUpdate {
+            repo: "r".into(),
+            git_ref: "main".into(),
+            path: "dev/app".into(),
+            variable: "image_version".into(),
+            value: value.into(),
+        };
+        let ok = commit_message(&update("v1.2.3"), "dependabot[bot]").expect("a bot actor is fine");
+        assert!(ok.starts_with("deploy-runner: set image_version = \"v1.2.3\" in dev/app\n\n"), "{ok}");
+        for (value, actor) in [("skip-checks:true", "octocat"), ("v1", "x[skip ci]"), ("v1", "[CI SKIP]")] {
+            let err = commit_message(&update(value), actor).expect_err(value);
+            assert!(err.contains("CI directive"), "{err}");
+        }
+    }
+
+    #[test]
+    fn writes_never_go_through_a_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("target.hcl"), "x").expect("write");
+        std::os::unix::fs::symlink("target.hcl", dir.path().join("terragrunt.hcl")).expect("symlink");
+        assert!(regular_file(dir.path(), "terragrunt.hcl").is_err());
+        let real = dir.path().join("real.hcl");
+        std::fs::write(&real, "old").expect("write");
+        let file = regular_file(dir.path(), "real.hcl").expect("regular");
+        replace_file(&file, "new").expect("replace");
+        assert_eq!(std::fs::read_to_string(&real).expect("read"), "new");
+        assert_eq!(std::fs::read_to_string(dir.path().join("target.hcl")).expect("read"), "x");
     }
 
     #[test]
