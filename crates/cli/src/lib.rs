@@ -22,6 +22,11 @@ pub const EXIT_DENIED: u8 = 3;
 
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
+    // The local backend runs tools as the caller, and this process may hold the caller's git token: keep it out of
+    // their reach (/proc/<pid>/environ and mem need ptrace access to a non-dumpable process).
+    if let Err(e) = deploy_runner_task::harden::protect_process() {
+        eprintln!("deploy-runner: warning: cannot make this process non-dumpable: {e}");
+    }
     let args = cli::Cli::parse();
     match commands::run(args) {
         Ok(code) => code,

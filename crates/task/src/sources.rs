@@ -31,7 +31,15 @@ pub fn check_local_sources(clone: &Path, commit: &str, unit: &str, binary: ToolB
             let real = snapshot
                 .resolve(&dir)
                 .map_err(|e| format!("{unit}: terraform.source {dir:?}: {e}; refusing to run it"))?;
-            start_dirs.push(real);
+            // Terragrunt copies the whole tree before `//` and runs in a folder of it: every folder's calls count.
+            let prefix = format!("{real}/");
+            let mut folders: std::collections::BTreeSet<String> = snapshot
+                .paths()
+                .filter(|path| real.is_empty() || path.starts_with(&prefix))
+                .filter_map(|path| path.rsplit_once('/').map(|(parent, _)| parent.to_owned()))
+                .collect();
+            folders.insert(real);
+            start_dirs.extend(folders);
         }
     }
     let tree = local_module_tree(&snapshot, start_dirs.iter().map(String::as_str));

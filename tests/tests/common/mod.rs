@@ -3,6 +3,7 @@
 
 pub mod lambda_watch;
 pub mod moto;
+pub mod remote;
 pub mod slack;
 
 use std::path::PathBuf;

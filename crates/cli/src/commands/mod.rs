@@ -5,6 +5,7 @@ mod changes;
 pub(crate) mod check;
 mod ci;
 mod describe;
+mod pin;
 mod runs;
 mod single;
 mod units;

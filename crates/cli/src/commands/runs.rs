@@ -3,7 +3,7 @@
 use super::backend::{unix_seconds, Backend, RolloutReport};
 use crate::cli::{ApprovalArgs, RolloutArgs, RunArgs};
 use anyhow::Context;
-use deploy_runner_gate::Request;
+use deploy_runner_gate::{ActionRequest, Request};
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -56,7 +56,10 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<ExitCode> {
     } else {
         std::fs::read(&args.request).with_context(|| format!("cannot read {}", args.request.display()))?
     };
-    let request = Request::decode(&body).map_err(|e| anyhow::anyhow!("{}: {}", e.reason, e.message))?;
+    let mut request = Request::decode(&body).map_err(|e| anyhow::anyhow!("{}: {}", e.reason, e.message))?;
+    if let ActionRequest::Rollout(rollout) = &mut request.body {
+        super::pin::pin_rollout(rollout)?;
+    }
     let backend = Backend::from_args(&args.backend)?;
     let run_id = format!("rollout-{}-{}", unix_seconds(), std::process::id());
     let report = backend.rollout(&request, &run_id)?;
