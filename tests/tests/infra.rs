@@ -74,6 +74,7 @@ fn render_inputs() -> Value {
         "tool_binary": policy["binary"],
         "terragrunt_run_style": true,
         "approval_accounts": policy["approval_accounts"],
+        "release_tag_patterns": policy["release_tag_patterns"],
         "approval_timeout_seconds": 7200,
         "container_name": "runner",
         "subnet_ids": ["subnet-0a", "subnet-0b"],
@@ -95,7 +96,9 @@ fn render_inputs() -> Value {
             "url": format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/apps"),
             "arn": format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/apps"),
         },
+        "github_read_token_secret_arn": format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:deploy-runner/github-read-token-GhIjKl"),
         "github_token_secret_arn": format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:deploy-runner/github-token-AbCdEf"),
+        "ssh_read_key_secret_arn": null,
         "ssh_private_key_secret_arn": null,
         "ssh_known_hosts": null,
         "slack_webhook_secret_arn": format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:deploy-runner/slack-XyZ123"),
@@ -193,7 +196,8 @@ fn the_task_containers_load_in_the_task_and_get_credentials_only_as_secrets() {
     let definitions = rendered()["container_definitions_json"].as_object().expect("map");
     assert_eq!(definitions.keys().collect::<Vec<_>>(), ["applier", "image_builder", "planner"]);
     let config = InvokerConfig::from_json(rendered()["invoker_config_json"].as_str().expect("string")).expect("config");
-    let secret_arn = render_inputs()["github_token_secret_arn"].clone();
+    let read = json!({"name": "GITHUB_READ_TOKEN", "valueFrom": render_inputs()["github_read_token_secret_arn"]});
+    let push = json!({"name": "GITHUB_TOKEN", "valueFrom": render_inputs()["github_token_secret_arn"]});
     for (key, raw) in definitions {
         let containers: Value = serde_json::from_str(raw.as_str().expect("string")).expect("JSON");
         let container = &containers[0];
@@ -208,7 +212,11 @@ fn the_task_containers_load_in_the_task_and_get_credentials_only_as_secrets() {
         deploy_runner_task::Environment::from_vars(|name| environment.get(name).cloned())
             .unwrap_or_else(|e| panic!("{key}: the task refuses its environment: {e}"));
         assert!(!environment.contains_key("GITHUB_TOKEN"), "{key}: the token must never be a plain variable");
-        assert_eq!(container["secrets"], json!([{"name": "GITHUB_TOKEN", "valueFrom": secret_arn}]), "{key}");
+        // Credentials by need: only the applier (update-variable's push) holds the token that can push.
+        let expected = if key == "applier" { json!([read, push]) } else { json!([read]) };
+        assert_eq!(container["secrets"], expected, "{key}");
+        // The task is PID 1: an ECS init would hold the secrets in /proc/1/environ, readable by the tools.
+        assert_eq!(container["linuxParameters"]["initProcessEnabled"], false, "{key}");
         let logs = &container["logConfiguration"];
         assert_eq!(logs["logDriver"], "awslogs");
         assert_eq!(
@@ -473,7 +481,7 @@ type BreakInputs = fn(&mut Value);
 #[test]
 fn bad_module_inputs_are_refused_with_a_clear_message() {
     let root = RenderRoot::new();
-    let cases: [(&str, BreakInputs, &str); 6] = [
+    let cases: [(&str, BreakInputs, &str); 7] = [
         (
             "an approval account that is not an account",
             |v| v["approval_accounts"] = json!(["qa"]),
@@ -484,7 +492,19 @@ fn bad_module_inputs_are_refused_with_a_clear_message() {
             |v| v["container_name"] = json!("run'ner"),
             "container_name must be",
         ),
-        ("no git credentials", |v| v["github_token_secret_arn"] = Value::Null, "the tasks need git credentials"),
+        (
+            "no git credentials",
+            |v| {
+                v["github_token_secret_arn"] = Value::Null;
+                v["github_read_token_secret_arn"] = Value::Null;
+            },
+            "the tasks need git credentials",
+        ),
+        (
+            "a read-only SSH key without pinned hosts",
+            |v| v["ssh_read_key_secret_arn"] = json!("arn:aws:secretsmanager:eu-west-1:123456789012:secret:k"),
+            "ssh_known_hosts must pin",
+        ),
         (
             "an SSH key without pinned hosts",
             |v| v["ssh_private_key_secret_arn"] = json!("arn:aws:secretsmanager:eu-west-1:123456789012:secret:k"),

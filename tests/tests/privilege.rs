@@ -206,8 +206,14 @@ fn plan_code_cannot_read_any_secret_of_the_task_as_deployed() {
         .env("DEPLOY_RUNNER_TASK_CONFIG", json!({"tool_path": wrapper, "workdir": work.path()}).to_string())
         .env("GITHUB_TOKEN", PUSH_CANARY)
         .env("GITHUB_READ_TOKEN", READ_CANARY)
-        .env("DEPLOY_SSH_READ_KEY", format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{KEY_CANARY}\n-----END OPENSSH PRIVATE KEY-----"))
-        .env("DEPLOY_SSH_KNOWN_HOSTS", "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl")
+        .env(
+            "DEPLOY_SSH_READ_KEY",
+            format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{KEY_CANARY}\n-----END OPENSSH PRIVATE KEY-----"),
+        )
+        .env(
+            "DEPLOY_SSH_KNOWN_HOSTS",
+            "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        )
         .env("TMPDIR", tmp.path())
         .env("HOME", home.path())
         .env("TF_VAR_scratch_dirs", &scratch)
@@ -342,11 +348,16 @@ fn links_never_lead_a_request_to_another_unit_or_outside_the_clone() {
     remote.work.write("dev/us-east-1/dev/tagged/README.md", "x\n");
     link("dev/us-east-1/dev/tagged/terragrunt.hcl", "../../../../_envcommon/mgmt/ecs-deploy-runner.hcl");
     // A module call out of the clone, directly and through a link; and one that stays inside (the control).
-    remote.work.write("dev/us-east-1/dev/escape/main.tf", "module \"x\" {\n  source = \"../../../../../../../../../tmp\"\n}\n");
+    remote.work.write(
+        "dev/us-east-1/dev/escape/main.tf",
+        "module \"x\" {\n  source = \"../../../../../../../../../tmp\"\n}\n",
+    );
     link("dev/us-east-1/dev/via-link/outside", "/tmp");
     remote.work.write("dev/us-east-1/dev/via-link/main.tf", "module \"x\" {\n  source = \"./outside\"\n}\n");
     remote.work.write("modules/ok/main.tf", "output \"ok\" {\n  value = \"inside\"\n}\n");
-    remote.work.write("dev/us-east-1/dev/inside/main.tf", "module \"ok\" {\n  source = \"../../../../modules/ok\"\n}\n");
+    remote
+        .work
+        .write("dev/us-east-1/dev/inside/main.tf", "module \"ok\" {\n  source = \"../../../../modules/ok\"\n}\n");
     let head = remote.push("links", "main");
 
     let cases = [

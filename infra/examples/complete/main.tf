@@ -42,6 +42,10 @@ variable "image_builder_image" {
 }
 
 # The secrets are created by hand (see docs/deploying.md), so their values never enter Terraform state.
+data "aws_secretsmanager_secret" "github_read_token" {
+  name = "deploy-runner/github-read-token"
+}
+
 data "aws_secretsmanager_secret" "github_token" {
   name = "deploy-runner/github-token"
 }
@@ -106,10 +110,17 @@ module "deploy_runner" {
   runner_image         = var.runner_image
   image_builder_image  = var.image_builder_image
   pull_repository_arns = [data.aws_ecr_repository.runner.arn, data.aws_ecr_repository.image_builder.arn]
-  app_image_repository = { url = data.aws_ecr_repository.apps.repository_url, arn = data.aws_ecr_repository.apps.arn }
+  app_image_repository = {
+    url                  = data.aws_ecr_repository.apps.repository_url
+    arn                  = data.aws_ecr_repository.apps.arn
+    image_tag_mutability = data.aws_ecr_repository.apps.image_tag_mutability
+  }
+  release_tag_patterns = ["v[0-9]+\\.[0-9]+\\.[0-9]+"]
 
-  github_token_secret_arn  = data.aws_secretsmanager_secret.github_token.arn
-  slack_webhook_secret_arn = data.aws_secretsmanager_secret.slack_webhook.arn
+  # Plans, validates and builds clone with the read-only token; only update-variable's push uses the other.
+  github_read_token_secret_arn = data.aws_secretsmanager_secret.github_read_token.arn
+  github_token_secret_arn      = data.aws_secretsmanager_secret.github_token.arn
+  slack_webhook_secret_arn     = data.aws_secretsmanager_secret.slack_webhook.arn
 }
 
 output "invoker_function_name" {

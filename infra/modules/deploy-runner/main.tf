@@ -28,6 +28,7 @@ module "render" {
   tool_binary               = var.tool_binary
   terragrunt_run_style      = var.terragrunt_run_style
   approval_accounts         = var.approval_accounts
+  release_tag_patterns      = var.release_tag_patterns
   approval_timeout_seconds  = var.approval_timeout_seconds
 
   container_name     = local.container_name
@@ -41,15 +42,17 @@ module "render" {
     image_builder = aws_ecs_task_definition.task["image_builder"].arn
   }
 
-  runner_image               = var.runner_image
-  image_builder_image        = var.image_builder_image
-  pull_repository_arns       = var.pull_repository_arns
-  app_image_repository       = var.app_image_repository
-  github_token_secret_arn    = var.github_token_secret_arn
-  ssh_private_key_secret_arn = var.ssh_private_key_secret_arn
-  ssh_known_hosts            = var.ssh_known_hosts
-  slack_webhook_secret_arn   = var.slack_webhook_secret_arn
-  kms_key_arn                = var.kms_key_arn
+  runner_image                 = var.runner_image
+  image_builder_image          = var.image_builder_image
+  pull_repository_arns         = var.pull_repository_arns
+  app_image_repository         = var.app_image_repository
+  github_read_token_secret_arn = var.github_read_token_secret_arn
+  github_token_secret_arn      = var.github_token_secret_arn
+  ssh_read_key_secret_arn      = var.ssh_read_key_secret_arn
+  ssh_private_key_secret_arn   = var.ssh_private_key_secret_arn
+  ssh_known_hosts              = var.ssh_known_hosts
+  slack_webhook_secret_arn     = var.slack_webhook_secret_arn
+  kms_key_arn                  = var.kms_key_arn
 }
 
 # ---- Network: tasks only ever connect out ---------------------------------------------------------------------
@@ -77,7 +80,7 @@ resource "aws_vpc_security_group_egress_rule" "https" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "ssh" {
-  for_each          = var.ssh_private_key_secret_arn == null ? toset([]) : toset(var.egress_cidr_blocks)
+  for_each          = var.ssh_private_key_secret_arn == null && var.ssh_read_key_secret_arn == null ? toset([]) : toset(var.egress_cidr_blocks)
   security_group_id = aws_security_group.tasks.id
   description       = "SSH git clones"
   cidr_ipv4         = each.value
@@ -235,6 +238,15 @@ resource "aws_lambda_function" "this" {
   }
 
   depends_on = [aws_iam_role_policy.this]
+}
+
+# build-image never overwrites a tag itself; the registry's tag immutability backs that up against races and
+# against a Dockerfile pushing with the builder's credentials (docs/security.md).
+check "app_image_tags_are_immutable" {
+  assert {
+    condition     = var.app_image_repository == null || try(var.app_image_repository.image_tag_mutability != null, false)
+    error_message = "app_image_repository.image_tag_mutability is not given, so the module can't verify that the app repository's tags are immutable: pass the repository's image_tag_mutability."
+  }
 }
 
 # ---- Rollouts -------------------------------------------------------------------------------------------------

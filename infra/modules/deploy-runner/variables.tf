@@ -87,6 +87,12 @@ variable "terragrunt_run_style" {
   default     = true
 }
 
+variable "release_tag_patterns" {
+  description = "Regexes of release tag names (e.g. \"v[0-9]+\\\\.[0-9]+\\\\.[0-9]+\"): build-image at such a tag may tag the image with its name. Otherwise images are tagged by commit SHA only."
+  type        = list(string)
+  default     = []
+}
+
 variable "approval_accounts" {
   description = "Accounts whose apply waves wait for `deploy-runner approve`/`reject`."
   type        = list(string)
@@ -138,9 +144,13 @@ variable "pull_repository_arns" {
 }
 
 variable "app_image_repository" {
-  description = "The ECR repository build-image pushes to: url and arn (null: build-image can't push)."
-  type        = object({ url = string, arn = string })
+  description = "The ECR repository build-image pushes to: url, arn and its image_tag_mutability (pass the repository's own attribute; it must be IMMUTABLE, so no tag is ever overwritten). null: build-image can't push."
+  type        = object({ url = string, arn = string, image_tag_mutability = optional(string) })
   default     = null
+  validation {
+    condition     = try(startswith(var.app_image_repository.image_tag_mutability, "IMMUTABLE"), true)
+    error_message = "app_image_repository must have immutable tags (image_tag_mutability = \"IMMUTABLE\"): a branch build could otherwise overwrite a released tag."
+  }
 }
 
 variable "task_sizes" {
@@ -165,14 +175,26 @@ variable "task_cpu_architecture" {
 
 # ---- Secrets (created outside the module, so their values never enter Terraform state) ------------------------
 
+variable "github_read_token_secret_arn" {
+  description = "Secrets Manager secret with a read-only GitHub token (contents: read): every clone and fetch of every task uses it. Plans run anyone's branch, so they only ever get this one."
+  type        = string
+  default     = null
+}
+
 variable "github_token_secret_arn" {
-  description = "Secrets Manager secret with the GitHub token the tasks clone and push with."
+  description = "Secrets Manager secret with the GitHub token that can push: only the applier gets it, and only update-variable's push uses it (also for fetches when github_read_token_secret_arn is null)."
+  type        = string
+  default     = null
+}
+
+variable "ssh_read_key_secret_arn" {
+  description = "Secrets Manager secret with a read-only SSH deploy key, the alternative to a read-only token."
   type        = string
   default     = null
 }
 
 variable "ssh_private_key_secret_arn" {
-  description = "Secrets Manager secret with an SSH deploy key, the alternative to a token."
+  description = "Secrets Manager secret with an SSH deploy key that can push: applier only, like github_token_secret_arn."
   type        = string
   default     = null
 }

@@ -63,4 +63,3 @@ impl Remote {
 pub fn url_of(path: &Path) -> String {
     format!("file://{}", path.display())
 }
-

@@ -67,7 +67,10 @@ locals {
     Resource = [var.kms_key_arn]
   }]
 
-  git_secret_arns = compact([var.github_token_secret_arn, var.ssh_private_key_secret_arn])
+  git_secret_arns = compact([
+    var.github_read_token_secret_arn, var.github_token_secret_arn,
+    var.ssh_read_key_secret_arn, var.ssh_private_key_secret_arn,
+  ])
 
   iam_policies = {
     # CI's machine user (or role): invoke the invoker, nothing else.

@@ -65,6 +65,7 @@ locals {
     update_variable_names = var.update_variable_names
     binary                = var.tool_binary
     approval_accounts     = var.approval_accounts
+    release_tag_patterns  = var.release_tag_patterns
   }
 
   # DEPLOY_RUNNER_CONFIG of the invoker (crates/control/src/config.rs loads it; a test keeps the two in step).

@@ -176,6 +176,21 @@ variable "app_image_repository" {
   type        = object({ url = string, arn = string })
 }
 
+variable "github_read_token_secret_arn" {
+  type    = string
+  default = null
+}
+
+variable "ssh_read_key_secret_arn" {
+  type    = string
+  default = null
+}
+
+variable "release_tag_patterns" {
+  type    = list(string)
+  default = []
+}
+
 variable "github_token_secret_arn" {
   description = "Secrets Manager secret holding the GitHub token (null when the tasks use an SSH key)."
   type        = string
@@ -185,8 +200,9 @@ variable "ssh_private_key_secret_arn" {
   description = "Secrets Manager secret holding the SSH deploy key (null when the tasks use a token)."
   type        = string
   validation {
-    condition     = var.github_token_secret_arn != null || var.ssh_private_key_secret_arn != null
-    error_message = "the tasks need git credentials: set github_token_secret_arn, ssh_private_key_secret_arn, or both."
+    condition = anytrue([for arn in [var.github_read_token_secret_arn, var.github_token_secret_arn,
+    var.ssh_read_key_secret_arn, var.ssh_private_key_secret_arn] : arn != null])
+    error_message = "the tasks need git credentials: set github_read_token_secret_arn (and github_token_secret_arn for update-variable's push), or the SSH key equivalents."
   }
 }
 
@@ -194,8 +210,8 @@ variable "ssh_known_hosts" {
   description = "Pinned known_hosts lines for SSH clones (required with an SSH key)."
   type        = string
   validation {
-    condition     = var.ssh_private_key_secret_arn == null || try(length(trimspace(var.ssh_known_hosts)) > 0, false)
-    error_message = "ssh_known_hosts must pin the git host's keys when ssh_private_key_secret_arn is set."
+    condition     = (var.ssh_private_key_secret_arn == null && var.ssh_read_key_secret_arn == null) || try(length(trimspace(var.ssh_known_hosts)) > 0, false)
+    error_message = "ssh_known_hosts must pin the git host's keys when an SSH key secret is set."
   }
 }
 
