@@ -36,7 +36,7 @@ fn event(kind: &str) -> Value {
            "error": {"Error": "WaveFailed", "Cause": "the wave's task failed"},
            "input": {"run_id": "run-42", "attempt": 1, "completed": [], "waves": [],
                      "rollout": {"actor": "octocat", "repo": "https://github.com/acme/infrastructure-live.git",
-                                 "ref": "main", "mode": "apply"}}})
+                                 "ref": "0123456789abcdef0123456789abcdef01234567", "mode": "apply"}}})
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -101,9 +101,12 @@ async fn call(invoker: &RolloutInvoker, body: Value) -> InvokeResponse {
     invoker.handle(body.to_string().as_bytes(), b"nonce").await.0
 }
 
+/// The commit every apply rollout is pinned to.
+const HEAD: &str = "0123456789abcdef0123456789abcdef01234567";
+
 fn rollout() -> Value {
     let unit = |p: &str| json!({"path": p, "change": "affected"});
-    json!({"action": "rollout", "actor": "octocat", "request_id": "gh-7-1", "repo": LIVE, "ref": "main",
+    json!({"action": "rollout", "actor": "octocat", "request_id": "gh-7-1", "repo": LIVE, "ref": HEAD,
            "mode": "apply", "units": [unit("prod/app"), unit("dev/app"), unit("stage/app")]})
 }
 
@@ -239,15 +242,15 @@ async fn resume_goes_through_todays_policy() {
     let run_id = call(&invoker, rollout()).await.run_id.expect("run");
     let arn = format!("arn:aws:states:us-east-1:123456789012:execution:deploy-runner:{run_id}");
     invoker.executions_ref().script(&arn, "FAILED", wave_ran("dev", false));
-    // The same executions, but the invoker now runs with a policy that no longer allows applying main.
+    // The same executions, but the invoker now runs with a policy that guards prod.
     let mut tightened = policy(&[]);
-    tightened["apply_refs"] = json!(["release"]);
+    tightened["path_guards"] = json!(["^prod/.*$"]);
     let strict = Invoker::new(config(tightened), NoTasks, EchoLogs).with_executions(MemoryExecutions {
         executions: Mutex::new(invoker.executions_ref().executions.lock().expect("lock").clone()),
         answers: Mutex::default(),
     });
     let resumed = call(&strict, json!({"action": "resume", "actor": "fixer", "run_id": run_id})).await;
-    assert_eq!((resumed.decision.as_str(), resumed.reason.as_str()), ("deny", "ref_not_allowed_for_apply"));
+    assert_eq!((resumed.decision.as_str(), resumed.reason.as_str()), ("deny", "path_guarded"));
     let unknown = call(&strict, json!({"action": "resume", "actor": "fixer", "run_id": "run-nope"})).await;
     assert_eq!(unknown.reason, "run_not_found");
 }
