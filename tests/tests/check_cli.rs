@@ -36,6 +36,10 @@ fn bundled_examples_get_their_documented_decisions() {
         ("16-unknown-action", "deny", "unknown_action", None),
         ("17-approve-prod", "allow", "ok", None),
         ("18-resume-rollout", "allow", "ok", None),
+        ("19-apply-prod-without-approval", "deny", "approval_required", None),
+        ("20-rollout-unpinned", "deny", "ref_not_pinned", None),
+        ("21-image-tag-squatting", "deny", "tag_not_allowed", None),
+        ("22-actor-ci-directive", "deny", "field_invalid", None),
     ];
     let on_disk = std::fs::read_dir(repo_file("examples/requests")).expect("examples").count();
     assert_eq!(on_disk, expected.len(), "every bundled example has an expectation here");

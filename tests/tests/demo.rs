@@ -47,5 +47,5 @@ fn demo_runs_ci_locally_then_fails_in_stage_and_resumes() {
         .output()
         .expect("run");
     assert!(gate.status.success());
-    assert!(String::from_utf8_lossy(&gate.stdout).contains("8 allowed, 10 denied."));
+    assert!(String::from_utf8_lossy(&gate.stdout).contains("8 allowed, 14 denied."));
 }

@@ -108,7 +108,7 @@ fn rollout() -> Rollout {
     let unit = |p: &str| RolloutUnit { path: p.into(), change: ChangeKind::Affected, source_ref: None };
     Rollout {
         repo: "https://github.com/acme/infrastructure-live.git".into(),
-        git_ref: "main".into(),
+        git_ref: "0123456789abcdef0123456789abcdef01234567".into(),
         mode: RolloutMode::Apply,
         units: vec![unit("prod/app"), unit("dev/app"), unit("stage/app")],
     }

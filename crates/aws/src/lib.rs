@@ -89,6 +89,7 @@ fn task_state(task: &ecs::types::Task) -> TaskState {
                 reason: c.reason().map(str::to_owned),
             })
             .collect(),
+        run_id: task.tags().iter().find(|t| t.key() == Some("run-id")).and_then(|t| t.value()).map(str::to_owned),
     }
 }
 
@@ -178,7 +179,9 @@ impl Tasks for EcsTasks {
                         .await
                         .map_err(port_error)?;
                     let found = described.tasks().iter().find(|t| {
-                        t.tags().iter().any(|tag| tag.key() == Some("run-id") && tag.value() == Some(run_id))
+                        t.tags().iter().any(|tag| {
+                            tag.key() == Some("run-id") && tag.value().is_some_and(|v| v.starts_with(run_id))
+                        })
                     });
                     if let Some(task) = found {
                         return Ok(Some(task_state(task)));

@@ -13,6 +13,8 @@ const FIELD_MAX: usize = 256;
 pub struct AuditRecord {
     /// Always `decision`.
     pub event: &'static str,
+    /// The door the request came through: `ci` or `approvals`.
+    pub entry_point: &'static str,
     /// `allow`, `deny` or `error`.
     pub decision: String,
     /// The reason code.
@@ -32,19 +34,19 @@ pub struct AuditRecord {
     pub request_id: String,
     /// The run id.
     pub run_id: String,
-    /// The task started.
+    /// The task started or found.
     pub task_arn: String,
+    /// The rollout execution started or found.
+    pub execution_arn: String,
     /// How long the invocation took.
     pub duration_ms: u64,
 }
 
-/// Cuts a value to [`FIELD_MAX`] characters and escapes control characters, so a field can't forge a line.
+/// Cuts a value to [`FIELD_MAX`] characters and escapes every control, format, separator, private-use and
+/// unassigned character (`deploy_runner_gate::text`), so a field can't forge, hide or reorder a line.
 pub fn clean(value: &str) -> String {
-    let mut out: String = value
-        .chars()
-        .take(FIELD_MAX)
-        .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
-        .collect();
+    let cut: String = value.chars().take(FIELD_MAX).collect();
+    let mut out = deploy_runner_gate::text::inert(&cut).into_owned();
     if value.chars().nth(FIELD_MAX).is_some() {
         out.push_str("...");
     }
@@ -72,6 +74,7 @@ impl AuditRecord {
         self.reason = response.reason.clone();
         self.run_id = response.run_id.clone().unwrap_or_default();
         self.task_arn = response.task_arn.clone().unwrap_or_default();
+        self.execution_arn = response.rollout.as_ref().map(|r| r.execution_arn.clone()).unwrap_or_default();
         self.duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
     }
 
@@ -80,6 +83,7 @@ impl AuditRecord {
         tracing::info!(
             target: "audit",
             event = self.event,
+            entry_point = self.entry_point,
             decision = %self.decision,
             reason = %self.reason,
             action = %self.action,
@@ -90,6 +94,7 @@ impl AuditRecord {
             request_id = %self.request_id,
             run_id = %self.run_id,
             task_arn = %self.task_arn,
+            execution_arn = %self.execution_arn,
             duration_ms = self.duration_ms,
         );
     }
@@ -101,7 +106,8 @@ mod tests {
 
     #[test]
     fn clean_cuts_and_escapes() {
-        assert_eq!(clean("a\nb\u{1b}"), "a\\nb\\u{1b}");
+        assert_eq!(clean("a\nb\u{1b}"), "a\\u{000a}b\\u{001b}");
+        assert_eq!(clean("bob\u{2028}\u{85}\u{202e}"), "bob\\u{2028}\\u{0085}\\u{202e}");
         assert_eq!(clean(&"x".repeat(300)), format!("{}...", "x".repeat(256)));
     }
 }

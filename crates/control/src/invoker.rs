@@ -5,8 +5,8 @@ use crate::audit::AuditRecord;
 use crate::config::{InvokerConfig, RuntimeConfig};
 use crate::ports::{Executions, Logs, NoExecutions, PortError, RunTaskRequest, TaskState, Tasks};
 use crate::rollouts::RolloutView;
-use crate::runid::{run_identity, tag_value, task_id};
-use deploy_runner_gate::{ActionRequest, Container, Gate, Request, RunQuery};
+use crate::runid::{run_identity, tag_value, task_id, RunIdentity};
+use deploy_runner_gate::{quote, Action, ActionRequest, Container, Gate, Request, RunQuery};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -22,9 +22,9 @@ pub struct InvokeResponse {
     pub run_id: Option<String>,
     /// `allow`, `deny` (the gate said no) or `error` (allowed, but AWS failed or the run is unknown).
     pub decision: String,
-    /// A stable code: the gate's, or `task_launch_failed`, `aws_error`, `run_not_found`, `not_supported`,
-    /// `run_conflict`, `approval_not_waiting`, `nothing_to_resume`, `rollout_too_large`, `too_many_attempts`,
-    /// `input_unreadable`, `account_unknown`.
+    /// A stable code: the gate's, or `request_id_conflict`, `entry_point_denied` (denials), `task_launch_failed`,
+    /// `aws_error`, `run_not_found`, `not_supported`, `approval_not_waiting`, `nothing_to_resume`,
+    /// `rollout_too_large`, `too_many_attempts`, `input_unreadable`, `account_unknown`.
     pub reason: String,
     /// A human-readable explanation.
     pub message: String,
@@ -87,6 +87,46 @@ impl RunStatus {
     }
 }
 
+/// The door a request came through. CI's machine user can invoke only the CI entry point; approving and rejecting
+/// happen only through the approvals entry point, a function of its own that only the approvers may invoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryPoint {
+    /// Everything CI asks: plans, applies, rollouts, status, logs, resume. Never approve or reject.
+    #[default]
+    Ci,
+    /// Approve and reject only.
+    Approvals,
+}
+
+impl EntryPoint {
+    /// The name used in `DEPLOY_RUNNER_ENTRY_POINT` and audit lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryPoint::Ci => "ci",
+            EntryPoint::Approvals => "approvals",
+        }
+    }
+
+    /// Parses `ci` or `approvals`.
+    pub fn from_name(name: &str) -> Option<EntryPoint> {
+        [EntryPoint::Ci, EntryPoint::Approvals].into_iter().find(|e| e.as_str() == name)
+    }
+
+    /// Why this entry point does not answer `action`, if it doesn't.
+    fn refuses(self, action: Action) -> Option<&'static str> {
+        let approval = matches!(action, Action::Approve | Action::Reject);
+        match self {
+            EntryPoint::Ci if approval => Some(
+                "approve and reject are answered only by the approvals entry point, a function of its own that \
+                 only the approvers may invoke (CI's credential can't)",
+            ),
+            EntryPoint::Approvals if !approval => Some("the approvals entry point answers approve and reject only"),
+            _ => None,
+        }
+    }
+}
+
 /// The invoker, generic over its AWS ports so tests can call it directly.
 pub struct Invoker<T, L, E = NoExecutions> {
     pub(crate) gate: Gate,
@@ -94,12 +134,21 @@ pub struct Invoker<T, L, E = NoExecutions> {
     pub(crate) tasks: T,
     pub(crate) logs: L,
     pub(crate) executions: E,
+    pub(crate) entry_point: EntryPoint,
 }
 
 impl<T: Tasks + Sync, L: Logs + Sync> Invoker<T, L> {
-    /// An invoker over a validated configuration and its ports (without rollouts until [`Invoker::with_executions`]).
+    /// An invoker over a validated configuration and its ports (without rollouts until [`Invoker::with_executions`]),
+    /// as the CI entry point (see [`Invoker::with_entry_point`]).
     pub fn new(config: InvokerConfig, tasks: T, logs: L) -> Invoker<T, L> {
-        Invoker { gate: Gate::new(config.policy), runtime: config.runtime, tasks, logs, executions: NoExecutions }
+        Invoker {
+            gate: Gate::new(config.policy),
+            runtime: config.runtime,
+            tasks,
+            logs,
+            executions: NoExecutions,
+            entry_point: EntryPoint::Ci,
+        }
     }
 }
 
@@ -116,7 +165,20 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
 
     /// The same invoker with the Step Functions port for rollouts.
     pub fn with_executions<X: Executions + Sync>(self, executions: X) -> Invoker<T, L, X> {
-        Invoker { gate: self.gate, runtime: self.runtime, tasks: self.tasks, logs: self.logs, executions }
+        Invoker {
+            gate: self.gate,
+            runtime: self.runtime,
+            tasks: self.tasks,
+            logs: self.logs,
+            executions,
+            entry_point: self.entry_point,
+        }
+    }
+
+    /// The same invoker answering as `entry_point`.
+    pub fn with_entry_point(mut self, entry_point: EntryPoint) -> Invoker<T, L, E> {
+        self.entry_point = entry_point;
+        self
     }
 
     /// Handles one raw request body. `nonce` makes the run id unique when there is no `request_id` (the Lambda
@@ -125,14 +187,17 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
         let started = Instant::now();
         let outcome = self.gate.evaluate(body);
         let mut audit = AuditRecord::from_body(body, &outcome.decision);
-        let response = match outcome.admitted {
-            None => InvokeResponse {
+        audit.entry_point = self.entry_point.as_str();
+        let refused_here = outcome.admitted.as_ref().and_then(|a| self.entry_point.refuses(a.request.body.action()));
+        let response = match (outcome.admitted, refused_here) {
+            (None, _) => InvokeResponse {
                 decision: "deny".into(),
                 reason: outcome.decision.reason.to_string(),
                 message: outcome.decision.message,
                 ..InvokeResponse::default()
             },
-            Some(admitted) => match &admitted.request.body {
+            (Some(_), Some(why)) => deny("entry_point_denied", why.to_owned()),
+            (Some(admitted), None) => match &admitted.request.body {
                 ActionRequest::Status(query) => match self.find_rollout(&query.run_id).await {
                     Ok(Some(found)) => self.rollout_status(found),
                     Ok(None) => self.status(query).await,
@@ -160,18 +225,31 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
         (response, audit)
     }
 
+    /// Who holds a request id's claim already: a task (whose `run-id` starts with it: a single-unit run, or a
+    /// rollout's wave) or a rollout's execution. `Ok(None)` when the id is free.
+    pub(crate) async fn claim_holder(&self, claim: &str) -> Result<Option<Holder>, InvokeResponse> {
+        match self.tasks.find_run(&self.runtime.cluster_arn, claim).await {
+            Ok(Some(task)) => return Ok(Some(Holder::Task(task))),
+            Ok(None) => {}
+            Err(e) => return Err(aws_error(None, &e)),
+        }
+        Ok(self.rollout_holding(claim).await?.map(Holder::Rollout))
+    }
+
     async fn launch(&self, request: &Request, container: Container, nonce: &[u8]) -> InvokeResponse {
-        let (run_id, client_token) = run_identity(request.request_id.as_deref(), nonce);
-        // A CI retry with the same request_id finds its run instead of starting a second task.
-        if request.request_id.is_some() {
-            match self.tasks.find_run(&self.runtime.cluster_arn, &run_id).await {
-                Ok(Some(task)) => {
+        let RunIdentity { run_id, client_token, claim, .. } = run_identity(request, nonce);
+        // A CI retry of the same request finds its run instead of starting a second task; another request under
+        // the same request_id is refused, never answered with this one's run.
+        if let Some(claim) = &claim {
+            match self.claim_holder(claim).await {
+                Ok(Some(Holder::Task(task))) if task.run_id.as_deref() == Some(run_id.as_str()) => {
                     let mut response = self.started(&run_id, container, &task.task_arn);
                     response.message = format!("already started for this request_id: {}", response.message);
                     return response;
                 }
+                Ok(Some(_)) => return request_id_conflict(request),
                 Ok(None) => {}
-                Err(e) => return aws_error(Some(run_id), &e),
+                Err(response) => return response,
             }
         }
         let body = &request.body;
@@ -283,6 +361,32 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
             Err(e) => aws_error(Some(query.run_id.clone()), &e),
         }
     }
+}
+
+/// What holds a request id's claim.
+pub(crate) enum Holder {
+    /// A task (a single-unit run, or one of a rollout's waves).
+    Task(TaskState),
+    /// A rollout's execution, with the run id in its input.
+    Rollout(String),
+}
+
+/// The answer to a second, different request under a request id that is taken.
+pub(crate) fn request_id_conflict(request: &Request) -> InvokeResponse {
+    let id = request.request_id.as_deref().unwrap_or_default();
+    deny(
+        "request_id_conflict",
+        format!(
+            "request_id {} already names a different request; a request id is bound to the one request it was first \
+             used for: send this one with a new request_id",
+            quote(id)
+        ),
+    )
+}
+
+/// A denial decided by the invoker (after the gate allowed the request itself).
+pub(crate) fn deny(reason: &str, message: String) -> InvokeResponse {
+    InvokeResponse { decision: "deny".into(), reason: reason.into(), message, ..InvokeResponse::default() }
 }
 
 pub(crate) fn error(run_id: Option<String>, reason: &str, message: &str) -> InvokeResponse {

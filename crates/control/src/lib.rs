@@ -11,5 +11,5 @@ pub mod runid;
 
 pub use audit::AuditRecord;
 pub use config::{ConfigError, InvokerConfig, RuntimeConfig};
-pub use invoker::{InvokeResponse, Invoker, RunStatus};
+pub use invoker::{EntryPoint, InvokeResponse, Invoker, RunStatus};
 pub use rollouts::{RolloutView, WaveView};

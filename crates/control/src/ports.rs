@@ -97,13 +97,17 @@ pub struct TaskState {
     pub stopped_reason: Option<String>,
     /// Its containers.
     pub containers: Vec<ContainerState>,
+    /// Its `run-id` tag.
+    pub run_id: Option<String>,
 }
 
 /// ECS, as the invoker uses it.
 pub trait Tasks {
     /// Starts a task.
     fn run_task(&self, request: RunTaskRequest) -> impl Future<Output = Result<RunTaskResponse, PortError>> + Send;
-    /// The task started for `run_id` (found by its `run-id` tag among tasks `startedBy` deploy-runner), if any.
+    /// A task whose `run-id` tag starts with `run_id` (a whole run id, or the claim every run of one request id
+    /// shares), among tasks `startedBy` deploy-runner, if any. Run ids all have one length, so a whole run id
+    /// matches only itself.
     fn find_run(
         &self,
         cluster: &str,

@@ -5,9 +5,9 @@
 //! A resume goes through the gate again with the current policy, so a policy tightened since the rollout started
 //! also binds the rest of it.
 
-use crate::invoker::{aws_error, error, InvokeResponse, Invoker};
+use crate::invoker::{aws_error, error, request_id_conflict, Holder, InvokeResponse, Invoker};
 use crate::ports::{ExecutionState, Executions, Logs, Tasks};
-use crate::runid::run_identity;
+use crate::runid::{claim_of, run_identity, RunIdentity};
 use deploy_runner_gate::{ActionRequest, ApprovalAnswer, Container, Request, Rollout, RolloutMode, RunQuery};
 use deploy_runner_rollout::execution::{
     build_input, execution_arn, execution_name, wave_progress, ExecutionInput, RolloutHeader, WaveProgress,
@@ -50,6 +50,9 @@ pub(crate) struct FoundRollout {
     state: ExecutionState,
     input: ExecutionInput,
     progress: Vec<WaveProgress>,
+    /// What its executions are named after: the run id's claim (or, for runs started before run ids were bound
+    /// to their request, the whole run id).
+    name_base: String,
 }
 
 impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
@@ -57,24 +60,55 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
         self.runtime.state_machine_arn.as_deref().filter(|arn| !arn.is_empty())
     }
 
-    /// The latest execution of `run_id`, or `None` when it is not a rollout (or there is no state machine).
-    pub(crate) async fn find_rollout(&self, run_id: &str) -> Result<Option<FoundRollout>, InvokeResponse> {
-        let Some(machine) = self.state_machine() else { return Ok(None) };
+    /// The latest execution named after `name_base` (attempt 1, then `-r2`, ...), if any.
+    async fn latest_execution(
+        &self,
+        machine: &str,
+        name_base: &str,
+    ) -> Result<Option<(String, ExecutionState)>, InvokeResponse> {
         let mut latest = None;
         for attempt in 1..=MAX_ATTEMPTS {
-            let arn = execution_arn(machine, &execution_name(run_id, attempt));
+            let arn = execution_arn(machine, &execution_name(name_base, attempt));
             match self.executions.describe(&arn).await {
                 Ok(Some(state)) => latest = Some((arn, state)),
                 Ok(None) => break,
-                Err(e) => return Err(aws_error(Some(run_id.to_owned()), &e)),
+                Err(e) => return Err(aws_error(None, &e)),
             }
         }
-        let Some((arn, state)) = latest else { return Ok(None) };
+        Ok(latest)
+    }
+
+    /// The latest execution of `run_id`, or `None` when it is not a rollout (or there is no state machine). An
+    /// execution under the run id's claim that belongs to another run id (another request under the same
+    /// request_id) is not this run.
+    pub(crate) async fn find_rollout(&self, run_id: &str) -> Result<Option<FoundRollout>, InvokeResponse> {
+        let Some(machine) = self.state_machine() else { return Ok(None) };
+        let mut found = None;
+        for name_base in [claim_of(run_id), run_id] {
+            if let Some(latest) = self.latest_execution(machine, name_base).await? {
+                found = Some((latest, name_base.to_owned()));
+                break;
+            }
+        }
+        let Some(((arn, state), name_base)) = found else { return Ok(None) };
         let input = ExecutionInput::from_json(&state.input)
             .map_err(|e| error(Some(run_id.to_owned()), "run_not_found", &e.to_string()))?;
+        if input.run_id != run_id {
+            return Ok(None);
+        }
         let events = self.executions.history(&arn).await.map_err(|e| aws_error(Some(run_id.to_owned()), &e))?;
         let progress = wave_progress(&input, &events);
-        Ok(Some(FoundRollout { arn, state, input, progress }))
+        Ok(Some(FoundRollout { arn, state, input, progress, name_base }))
+    }
+
+    /// The run id of the rollout whose first execution is named `claim`, if there is one.
+    pub(crate) async fn rollout_holding(&self, claim: &str) -> Result<Option<String>, InvokeResponse> {
+        let Some(machine) = self.state_machine() else { return Ok(None) };
+        match self.executions.describe(&execution_arn(machine, &execution_name(claim, 1))).await {
+            Ok(Some(state)) => Ok(Some(ExecutionInput::from_json(&state.input).map(|i| i.run_id).unwrap_or_default())),
+            Ok(None) => Ok(None),
+            Err(e) => Err(aws_error(None, &e)),
+        }
     }
 
     fn view(&self, found: &FoundRollout) -> RolloutView {
@@ -154,11 +188,14 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
         self.runtime.task_definitions.for_container(container)
     }
 
-    /// Starts attempt `attempt` of `run_id` with the waves of `rollout` not in `completed`.
+    /// Starts attempt `attempt` of `run_id` (executions named after `name_base`) with the waves of `rollout` not in
+    /// `completed`.
+    #[allow(clippy::too_many_arguments)]
     async fn start_attempt(
         &self,
         machine: &str,
         run_id: &str,
+        name_base: &str,
         attempt: u32,
         actor: &str,
         rollout: &Rollout,
@@ -180,21 +217,31 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
             Ok(input) => input,
             Err(e) => return error(Some(run_id.to_owned()), e.reason(), &e.to_string()),
         };
-        let name = execution_name(run_id, attempt);
+        let name = execution_name(name_base, attempt);
         match self.executions.start(machine, &name, &input.to_json()).await {
             Ok(arn) => {
                 let progress = wave_progress(&input, &[]);
                 let state = ExecutionState { status: "RUNNING".into(), input: String::new(), error: None, cause: None };
-                let found = FoundRollout { arn, state, input, progress };
+                let found = FoundRollout { arn, state, input, progress, name_base: name_base.to_owned() };
                 let accounts: Vec<&str> = found.input.waves.iter().map(|w| w.account.as_str()).collect();
                 let message = format!("started rollout attempt {attempt}: waves {}", accounts.join(" -> "));
                 self.rollout_answer(&found, message)
             }
-            Err(e) if e.message.contains("ExecutionAlreadyExists") => error(
-                Some(run_id.to_owned()),
-                "run_conflict",
-                "an execution with this run id exists with a different input; use a new request_id",
-            ),
+            // The name is taken: by this very run (a retry after it ended), or by another request's.
+            Err(e) if e.message.contains("ExecutionAlreadyExists") => match self.find_rollout(run_id).await {
+                Ok(Some(found)) => {
+                    let message = format!("already started for this request_id: rollout {} is {}", run_id, {
+                        self.view(&found).outcome
+                    });
+                    self.rollout_answer(&found, message)
+                }
+                Ok(None) => error(
+                    Some(run_id.to_owned()),
+                    "request_id_conflict",
+                    "an execution of another request holds this request_id; send this one with a new request_id",
+                ),
+                Err(response) => response,
+            },
             Err(e) => aws_error(Some(run_id.to_owned()), &e),
         }
     }
@@ -207,8 +254,19 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
                 "this deployment has no rollout state machine (runtime.state_machine_arn)",
             );
         };
-        let (run_id, _) = run_identity(request.request_id.as_deref(), nonce);
-        self.start_attempt(machine, &run_id, 1, &request.actor, rollout, Vec::new()).await
+        let RunIdentity { run_id, claim, .. } = run_identity(request, nonce);
+        // A task under this request id's claim that is not one of this rollout's waves is another request's.
+        if let Some(claim) = &claim {
+            match self.claim_holder(claim).await {
+                Ok(Some(Holder::Task(task))) if task.run_id.as_deref() != Some(run_id.as_str()) => {
+                    return request_id_conflict(request)
+                }
+                Ok(Some(Holder::Rollout(holder))) if holder != run_id => return request_id_conflict(request),
+                Ok(_) => {}
+                Err(response) => return response,
+            }
+        }
+        self.start_attempt(machine, &run_id, claim_of(&run_id), 1, &request.actor, rollout, Vec::new()).await
     }
 
     pub(crate) async fn answer_approval(&self, actor: &str, answer: &ApprovalAnswer, approve: bool) -> InvokeResponse {
@@ -297,6 +355,7 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
         let ActionRequest::Rollout(rest) = &admitted.request.body else {
             return error(id, "run_not_found", "the execution input is not a rollout");
         };
-        self.start_attempt(machine, run_id, found.input.attempt + 1, actor, rest, completed).await
+        let name_base = found.name_base.clone();
+        self.start_attempt(machine, run_id, &name_base, found.input.attempt + 1, actor, rest, completed).await
     }
 }

@@ -25,12 +25,14 @@ impl Tasks for MemoryTasks {
         }
         let mut started = self.started.lock().expect("lock");
         let arn = format!("arn:aws:ecs:us-east-1:123:task/deploy/task{}", started.len());
+        let run_id = request.tags.iter().find(|(k, _)| k == "run-id").map(|(_, v)| v.clone());
         let state = TaskState {
             task_arn: arn.clone(),
             last_status: "PROVISIONING".into(),
             stop_code: None,
             stopped_reason: None,
             containers: vec![],
+            run_id,
         };
         started.push((request, state));
         Ok(RunTaskResponse { task_arn: Some(arn), failures: vec![] })
@@ -40,7 +42,7 @@ impl Tasks for MemoryTasks {
         let started = self.started.lock().expect("lock");
         Ok(started
             .iter()
-            .find(|(r, _)| r.tags.iter().any(|(k, v)| k == "run-id" && v == run_id))
+            .find(|(r, _)| r.tags.iter().any(|(k, v)| k == "run-id" && v.starts_with(run_id)))
             .map(|(_, state)| state.clone()))
     }
 }
@@ -120,6 +122,28 @@ async fn a_retry_with_the_same_request_id_starts_nothing_new() {
     let third = call(&invoker, apply("gh-42-2")).await;
     assert_ne!(third.run_id, first.run_id);
     assert_eq!(invoker_tasks(&invoker).len(), 2);
+}
+
+#[tokio::test]
+async fn a_request_id_is_bound_to_its_request() {
+    let invoker = invoker();
+    // Someone holding CI's credential claims the id CI will use for the apply, with a plan.
+    let mut claim = apply("gh-99-1");
+    claim["action"] = json!("plan");
+    let (planned, _) = invoker.handle(claim.to_string().as_bytes(), b"n").await;
+    assert_eq!(planned.decision, "allow");
+    let (real, audit) = invoker.handle(apply("gh-99-1").to_string().as_bytes(), b"n").await;
+    assert_eq!((real.decision.as_str(), real.reason.as_str()), ("deny", "request_id_conflict"), "{real:?}");
+    assert!(real.task_arn.is_none() && real.run_id.is_none(), "never answered with the plan's run: {real:?}");
+    assert_eq!((audit.decision.as_str(), audit.reason.as_str(), audit.task_arn.as_str()), ("deny", "request_id_conflict", ""));
+    assert_eq!(invoker_tasks(&invoker).len(), 1, "no second task, and the plan's is not passed off as the apply");
+    // The same request again is a retry: the audit line names the task it found.
+    let (again, audit) = invoker.handle(claim.to_string().as_bytes(), b"n").await;
+    assert_eq!((again.run_id.clone(), again.task_arn.clone()), (planned.run_id.clone(), planned.task_arn.clone()));
+    assert_eq!(audit.task_arn, planned.task_arn.expect("arn"));
+    // Another actor is another request too.
+    claim["actor"] = json!("mallory");
+    assert_eq!(call(&invoker, claim).await.reason, "request_id_conflict");
 }
 
 #[tokio::test]

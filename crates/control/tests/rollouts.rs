@@ -7,12 +7,12 @@ use deploy_runner_control::ports::{
     ExecutionState, Executions, LogPage, Logs, PortError, PortErrorKind, RunTaskRequest, RunTaskResponse, TaskState,
     Tasks,
 };
-use deploy_runner_control::{InvokeResponse, Invoker, InvokerConfig};
+use deploy_runner_control::{EntryPoint, InvokeResponse, Invoker, InvokerConfig};
 use deploy_runner_rollout::asl::TASK_STATE;
 use deploy_runner_rollout::execution::{ExecutionInput, HistoryEvent};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const LIVE: &str = "https://github.com/acme/infrastructure-live.git";
 const MACHINE: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:deploy-runner";
@@ -34,11 +34,27 @@ impl Logs for EchoLogs {
     }
 }
 
-/// Executions by ARN, with the history each one has so far and the answers sent to task tokens.
+/// Executions by ARN, with the history each one has so far and the answers sent to task tokens. Clones share them
+/// (two entry points of one deployment see the same Step Functions).
+#[derive(Default, Clone)]
+struct MemoryExecutions(Arc<Recorded>);
+
 #[derive(Default)]
-struct MemoryExecutions {
+struct Recorded {
     executions: Mutex<BTreeMap<String, (ExecutionState, Vec<HistoryEvent>)>>,
     answers: Mutex<Vec<String>>,
+}
+
+impl std::ops::Deref for MemoryExecutions {
+    type Target = Recorded;
+    fn deref(&self) -> &Recorded {
+        &self.0
+    }
+}
+
+/// The ARN of a run's first execution: executions are named after the run id's claim (its request id's part).
+fn execution_of(run_id: &str) -> String {
+    format!("arn:aws:states:us-east-1:123456789012:execution:deploy-runner:{}", &run_id[..16])
 }
 
 impl MemoryExecutions {
@@ -55,7 +71,8 @@ impl Executions for MemoryExecutions {
         let arn = format!("{}:{name}", machine.replace(":stateMachine:", ":execution:"));
         let mut executions = self.executions.lock().expect("lock");
         if let Some((existing, _)) = executions.get(&arn) {
-            if existing.input != input {
+            // Step Functions: the same name and input is idempotent only while the execution runs.
+            if existing.input != input || existing.status != "RUNNING" {
                 return Err(PortError { kind: PortErrorKind::Other, message: "ExecutionAlreadyExists: x".into() });
             }
             return Ok(arn);
@@ -138,7 +155,7 @@ async fn a_rollout_starts_one_execution_named_by_the_run_with_waves_in_policy_or
     assert_eq!((response.decision.as_str(), response.reason.as_str()), ("allow", "ok"), "{response:?}");
     let run_id = response.run_id.clone().expect("run id");
     let view = response.rollout.expect("view");
-    assert_eq!(view.execution_arn, format!("arn:aws:states:us-east-1:123456789012:execution:deploy-runner:{run_id}"));
+    assert_eq!(view.execution_arn, execution_of(&run_id));
     let executions = invoker.executions_for_test();
     let input = ExecutionInput::from_json(&executions[0].1).expect("input");
     let accounts: Vec<(&str, bool, &str)> =
@@ -157,6 +174,30 @@ async fn a_rollout_starts_one_execution_named_by_the_run_with_waves_in_policy_or
     let executions = invoker.executions_for_test();
     let planned = executions.iter().map(|(_, i)| ExecutionInput::from_json(i).expect("input"));
     assert!(planned.clone().any(|i| i.waves.iter().all(|w| w.task_definition == "planner:1")));
+}
+
+#[tokio::test]
+async fn a_rollouts_request_id_is_bound_to_its_request() {
+    let invoker = invoker(policy(&[]));
+    // A plan rollout claims the id first: the apply under the same id is refused, not answered with the plan.
+    let mut plan = rollout();
+    plan["mode"] = json!("plan");
+    let planned = call(&invoker, plan.clone()).await;
+    assert_eq!(planned.decision, "allow", "{planned:?}");
+    let apply = call(&invoker, rollout()).await;
+    assert_eq!((apply.decision.as_str(), apply.reason.as_str()), ("deny", "request_id_conflict"), "{apply:?}");
+    assert!(apply.rollout.is_none() && apply.run_id.is_none(), "{apply:?}");
+    assert_eq!(invoker.executions_for_test().len(), 1);
+    // The plan again is a retry, even after its execution ended (Step Functions refuses the name then).
+    invoker.executions_ref().script(&execution_of(planned.run_id.as_deref().expect("run")), "SUCCEEDED", vec![]);
+    let again = call(&invoker, plan).await;
+    assert_eq!((again.decision.as_str(), again.run_id.clone()), ("allow", planned.run_id.clone()), "{again:?}");
+    assert!(again.message.starts_with("already started"), "{}", again.message);
+    // The apply's would-be run id is nobody's run: status doesn't answer with the plan's.
+    let (_, audit) = invoker.handle(rollout().to_string().as_bytes(), b"n").await;
+    assert_eq!(audit.execution_arn, "", "a denial names no execution");
+    let (_, audit) = invoker.handle(json!({"action": "status", "actor": "ci", "run_id": planned.run_id}).to_string().as_bytes(), b"n").await;
+    assert_eq!(audit.execution_arn, execution_of(planned.run_id.as_deref().expect("run")), "the audit names the execution found");
 }
 
 #[tokio::test]
@@ -179,9 +220,17 @@ async fn a_rollout_the_gate_admits_but_step_functions_could_not_hold_gets_its_ow
 async fn approvals_answer_the_waiting_token_and_only_a_waiting_one() {
     let invoker = invoker(policy(&["prod"]));
     let run_id = call(&invoker, rollout()).await.run_id.expect("run");
-    let arn = format!("arn:aws:states:us-east-1:123456789012:execution:deploy-runner:{run_id}");
+    let arn = execution_of(&run_id);
+    // The approvers' own entry point, over the same Step Functions; CI's entry point can't answer an approval.
+    let approvals = Invoker::new(config(policy(&["prod"])), NoTasks, EchoLogs)
+        .with_executions(invoker.executions_ref().clone())
+        .with_entry_point(EntryPoint::Approvals);
     let approve = json!({"action": "approve", "actor": "lead", "run_id": run_id, "account": "prod", "comment": "go"});
-    let early = call(&invoker, approve.clone()).await;
+    let by_ci = call(&invoker, approve.clone()).await;
+    assert_eq!((by_ci.decision.as_str(), by_ci.reason.as_str()), ("deny", "entry_point_denied"), "{by_ci:?}");
+    let (_, audit) = approvals.handle(approve.to_string().as_bytes(), b"n").await;
+    assert_eq!(audit.entry_point, "approvals");
+    let early = call(&approvals, approve.clone()).await;
     assert_eq!((early.decision.as_str(), early.reason.as_str()), ("error", "approval_not_waiting"), "{early:?}");
     let mut history = [wave_ran("dev", true), wave_ran("stage", true)].concat();
     history.push(entered("Approval", "prod"));
@@ -194,10 +243,13 @@ async fn approvals_answer_the_waiting_token_and_only_a_waiting_one() {
     assert_eq!(status.rollout.as_ref().expect("view").outcome, "awaiting_approval");
     assert_eq!(status.rollout.as_ref().expect("view").waves[1].log_stream.as_deref(), Some("deploy/runner/stage-task"));
     assert!(!serde_json::to_string(&status).expect("json").contains("TOKEN-1"), "tokens are never shown");
-    let approved = call(&invoker, approve).await;
+    let approved = call(&approvals, approve).await;
     assert_eq!(approved.decision, "allow", "{approved:?}");
     let reject = json!({"action": "reject", "actor": "lead", "run_id": run_id, "account": "prod"});
-    call(&invoker, reject).await;
+    assert_eq!(call(&invoker, reject.clone()).await.reason, "entry_point_denied");
+    call(&approvals, reject).await;
+    let plan_at_approvals = call(&approvals, json!({"action": "status", "actor": "ci", "run_id": run_id})).await;
+    assert_eq!(plan_at_approvals.reason, "entry_point_denied", "the approvals entry point answers nothing else");
     let answers = invoker.executions_ref().answers.lock().expect("lock").clone();
     assert_eq!(answers[0], r#"success TOKEN-1 {"approved_by":"lead","comment":"go"}"#);
     assert_eq!(answers[1], "failure TOKEN-1 Rejected rejected by lead");
@@ -211,7 +263,7 @@ async fn approvals_answer_the_waiting_token_and_only_a_waiting_one() {
 async fn resume_starts_a_new_attempt_with_only_the_waves_that_did_not_succeed() {
     let invoker = invoker(policy(&[]));
     let run_id = call(&invoker, rollout()).await.run_id.expect("run");
-    let arn = format!("arn:aws:states:us-east-1:123456789012:execution:deploy-runner:{run_id}");
+    let arn = execution_of(&run_id);
     let resume = json!({"action": "resume", "actor": "fixer", "run_id": run_id});
     let running = call(&invoker, resume.clone()).await;
     assert_eq!(running.reason, "nothing_to_resume");
@@ -220,7 +272,7 @@ async fn resume_starts_a_new_attempt_with_only_the_waves_that_did_not_succeed() 
     assert_eq!(resumed.decision, "allow", "{resumed:?}");
     let view = resumed.rollout.as_ref().expect("view");
     assert_eq!(view.attempt, 2);
-    assert!(view.execution_arn.ends_with(&format!(":{run_id}-r2")));
+    assert_eq!(view.execution_arn, format!("{arn}-r2"));
     let executions = invoker.executions_for_test();
     let second =
         ExecutionInput::from_json(&executions.iter().find(|(a, _)| a.ends_with("-r2")).expect("r2").1).expect("input");
@@ -240,15 +292,12 @@ async fn resume_starts_a_new_attempt_with_only_the_waves_that_did_not_succeed() 
 async fn resume_goes_through_todays_policy() {
     let invoker = invoker(policy(&[]));
     let run_id = call(&invoker, rollout()).await.run_id.expect("run");
-    let arn = format!("arn:aws:states:us-east-1:123456789012:execution:deploy-runner:{run_id}");
+    let arn = execution_of(&run_id);
     invoker.executions_ref().script(&arn, "FAILED", wave_ran("dev", false));
     // The same executions, but the invoker now runs with a policy that guards prod.
     let mut tightened = policy(&[]);
     tightened["path_guards"] = json!(["^prod/.*$"]);
-    let strict = Invoker::new(config(tightened), NoTasks, EchoLogs).with_executions(MemoryExecutions {
-        executions: Mutex::new(invoker.executions_ref().executions.lock().expect("lock").clone()),
-        answers: Mutex::default(),
-    });
+    let strict = Invoker::new(config(tightened), NoTasks, EchoLogs).with_executions(invoker.executions_ref().clone());
     let resumed = call(&strict, json!({"action": "resume", "actor": "fixer", "run_id": run_id})).await;
     assert_eq!((resumed.decision.as_str(), resumed.reason.as_str()), ("deny", "path_guarded"));
     let unknown = call(&strict, json!({"action": "resume", "actor": "fixer", "run_id": "run-nope"})).await;

@@ -131,14 +131,28 @@ impl Decision {
     }
 }
 
-/// Quotes an untrusted value for a message: escaped, and cut to 80 characters.
+/// Quotes an untrusted value for a message: quotes and backslashes escaped, every control, format, separator,
+/// private-use or unassigned character written as an escape (see [`crate::text`]), and cut to 80 characters.
 pub fn quote(value: &str) -> String {
     const LIMIT: usize = 80;
-    let mut shown: String = value.chars().take(LIMIT).collect::<String>().escape_debug().collect();
+    let mut shown = String::with_capacity(value.len().min(LIMIT * 4) + 2);
+    shown.push('"');
+    for c in value.chars().take(LIMIT) {
+        match c {
+            '"' => shown.push_str("\\\""),
+            '\\' => shown.push_str("\\\\"),
+            '\n' => shown.push_str("\\n"),
+            '\r' => shown.push_str("\\r"),
+            '\t' => shown.push_str("\\t"),
+            c if crate::text::is_unsafe(c) => shown.push_str(&format!("\\u{{{:04x}}}", u32::from(c))),
+            c => shown.push(c),
+        }
+    }
     if value.chars().nth(LIMIT).is_some() {
         shown.push_str("...");
     }
-    format!("\"{shown}\"")
+    shown.push('"');
+    shown
 }
 
 #[cfg(test)]
@@ -150,6 +164,8 @@ mod tests {
         assert_eq!(quote("a\nb\"c"), r#""a\nb\"c""#);
         assert_eq!(quote(&"x".repeat(100)), format!("\"{}...\"", "x".repeat(80)));
         assert_eq!(quote("\u{202e}"), r#""\u{202e}""#);
+        assert_eq!(quote("a\u{2028}b\u{85}\u{e000}"), r#""a\u{2028}b\u{0085}\u{e000}""#);
+        assert_eq!(quote("a\\b"), r#""a\\b""#);
     }
 
     #[test]

@@ -153,6 +153,9 @@ impl Gate {
             Some(path) => Some(self.check_unit_paths(&[path])?.to_owned()),
             None => None,
         };
+        if let (Container::Applier, Some(account)) = (container, &account) {
+            self.check_approval_needed(action, account)?;
+        }
         if let ActionRequest::UpdateVariable(u) = body {
             if !self.policy.is_updatable_variable(&u.variable) {
                 deny(
@@ -307,11 +310,8 @@ impl Gate {
             )?;
         }
         if let Some(comment) = &answer.comment {
-            if comment.chars().count() > 200 || comment.chars().any(char::is_control) {
-                deny(
-                    Reason::FieldInvalid,
-                    format!("comment {}: at most 200 characters, no control characters", quote(comment)),
-                )?;
+            if let Err(why) = syntax::check_comment(comment) {
+                deny(Reason::FieldInvalid, format!("comment {}: {why}", quote(comment)))?;
             }
         }
         Ok(())
@@ -319,6 +319,23 @@ impl Gate {
 }
 
 impl Gate {
+    /// A single-unit change in an approval account would skip the approval its rollout wave waits for: refused
+    /// unless the policy exempts the action explicitly.
+    fn check_approval_needed(&self, action: Action, account: &str) -> Check {
+        if !self.policy.needs_approval(account) || self.policy.is_approval_exempt(action) {
+            return Ok(());
+        }
+        deny(
+            Reason::ApprovalRequired,
+            format!(
+                "{action} in account {} needs an approval (approval_accounts): send it as a rollout, whose {} wave \
+                 waits for one, or exempt {action} with approval_exempt_actions",
+                quote(account),
+                quote(account)
+            ),
+        )
+    }
+
     /// Images are tagged by what they are built from, so a tag can't be squatted: the built commit's SHA (a prefix
     /// of at least 7 hex digits; the task checks it against the commit it fetched), or a release tag name when the
     /// build is at that very tag and the policy's `release_tag_patterns` accept it.

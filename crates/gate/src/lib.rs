@@ -19,6 +19,7 @@ mod policy;
 mod request;
 pub mod strict_json;
 pub mod syntax;
+pub mod text;
 
 pub use decision::{quote, Container, Decision, Reason, Verdict};
 pub use gate::{Admitted, Denial, Gate, Outcome, MAX_ROLLOUT_UNITS};

@@ -9,6 +9,10 @@ use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The single-unit actions a policy may let skip approvals (explicitly, with `approval_exempt_actions`).
+const APPROVAL_EXEMPTIBLE: [crate::request::Action; 3] =
+    [crate::request::Action::Apply, crate::request::Action::Destroy, crate::request::Action::UpdateVariable];
+
 /// Upper bound on the compiled size of one policy regex, so a hostile or careless config can't exhaust memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
@@ -93,6 +97,10 @@ pub struct PolicyDocument {
     /// use that tag name as the image tag. Without any, images are tagged by commit SHA only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub release_tag_patterns: Vec<String>,
+    /// Single-unit actions (`apply`, `destroy`, `update-variable`) allowed in approval accounts without a rollout
+    /// wave's approval. Empty (the default): in those accounts every change goes through an approved wave.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approval_exempt_actions: Vec<crate::request::Action>,
 }
 
 /// The two kinds of repo the gate knows.
@@ -169,6 +177,14 @@ impl Policy {
                 return Err(invalid(format!("approval_accounts[{index}]"), "must name an account in `accounts`"));
             }
         }
+        for (index, action) in document.approval_exempt_actions.iter().enumerate() {
+            if !APPROVAL_EXEMPTIBLE.contains(action) {
+                return Err(invalid(
+                    format!("approval_exempt_actions[{index}]"),
+                    "must be apply, destroy or update-variable (rollouts always wait for their approvals)",
+                ));
+            }
+        }
         let path_guards = compile_regexes(&document.path_guards, "path_guards")?;
         let release_tags = compile_regexes(&document.release_tag_patterns, "release_tag_patterns")?;
         for (index, name) in document.update_variable_names.iter().enumerate() {
@@ -225,6 +241,11 @@ impl Policy {
     /// True when `update-variable` may change `name`.
     pub fn is_updatable_variable(&self, name: &str) -> bool {
         self.document.update_variable_names.iter().any(|v| v == name)
+    }
+
+    /// True when a single-unit `action` may run in an approval account without a wave's approval.
+    pub fn is_approval_exempt(&self, action: crate::request::Action) -> bool {
+        self.document.approval_exempt_actions.contains(&action)
     }
 
     /// True when `account`'s rollout wave waits for an approval.
@@ -331,6 +352,11 @@ mod tests {
             ("bad variable", Box::new(|v| v["update_variable_names"][0] = "a b".into()), "HCL identifier"),
             ("bad binary", Box::new(|v| v["binary"] = "bash".into()), "unknown variant"),
             ("empty regex", Box::new(|v| v["path_guards"][0] = "".into()), "empty regex"),
+            (
+                "a rollout exempt from approvals",
+                Box::new(|v| v["approval_exempt_actions"] = serde_json::json!(["rollout"])),
+                "approval_exempt_actions[0]: must be apply, destroy or update-variable",
+            ),
             (
                 "approval of an unknown account",
                 Box::new(|v| v["approval_accounts"] = serde_json::json!(["qa"])),

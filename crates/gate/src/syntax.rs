@@ -11,8 +11,9 @@ pub const MAX_PATH_BYTES: usize = 512;
 pub const MAX_PATH_SEGMENTS: usize = 32;
 /// Longest accepted repo URL, in bytes.
 pub const MAX_REPO_BYTES: usize = 512;
-/// Longest accepted actor, in characters.
-pub const MAX_ACTOR_CHARS: usize = 128;
+/// Longest accepted actor login, in characters (before an optional `[bot]`): GitHub logins are at most 39, and
+/// Enterprise Managed Users add `_<shortcode>`.
+pub const MAX_ACTOR_CHARS: usize = 64;
 
 /// Checks `name` against the rules of `git check-ref-format --branch`.
 pub fn check_branch_ref(name: &str) -> Result<(), &'static str> {
@@ -42,6 +43,9 @@ pub fn check_branch_ref(name: &str) -> Result<(), &'static str> {
     }
     if name.contains("//") {
         return Err("contains '//'");
+    }
+    if crate::text::check_inert(name).is_err() {
+        return Err("contains a control, format (bidi, zero-width), separator, private-use or unassigned character");
     }
     if let Some(c) = name.chars().find(|&c| c.is_ascii_control() || " ~^:?*[\\".contains(c)) {
         return Err(if c.is_ascii_control() {
@@ -173,27 +177,26 @@ pub fn has_url_scheme(repo: &str) -> bool {
     })
 }
 
-/// Checks the actor: 1–128 printable characters, no control or invisible formatting characters.
+/// Checks the actor: a login as GitHub (and other forges) write them, `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`, optionally
+/// followed by `[bot]` (`dependabot[bot]`). The actor lands in commit messages, audit lines and Slack: nothing
+/// in it can be a space, a CI directive like `[skip ci]`, markup or a control character.
 pub fn check_actor(actor: &str) -> Result<(), &'static str> {
-    let count = actor.chars().count();
-    if count == 0 {
-        return Err("is empty");
-    }
-    if count > MAX_ACTOR_CHARS {
-        return Err("is longer than 128 characters");
-    }
-    if actor.chars().any(|c| c.is_control() || is_invisible_format_char(c)) {
-        return Err("contains a control or invisible formatting character");
-    }
-    if actor.trim() != actor {
-        return Err("has leading or trailing whitespace");
+    const RULE: &str = "must be a login: ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$, optionally followed by [bot]";
+    let login = actor.strip_suffix("[bot]").unwrap_or(actor);
+    let first_ok = login.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    if !first_ok || check_charset(login, MAX_ACTOR_CHARS, |b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-').is_err()
+    {
+        return Err(RULE);
     }
     Ok(())
 }
 
-/// Bidi overrides, zero-width characters and the BOM: printable in no useful sense, and a way to forge audit lines.
-fn is_invisible_format_char(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+/// Checks a free-text comment (an approval's reason): at most 200 characters, none of them unsafe to show.
+pub fn check_comment(comment: &str) -> Result<(), &'static str> {
+    if comment.chars().count() > 200 {
+        return Err("is longer than 200 characters");
+    }
+    crate::text::check_inert(comment)
 }
 
 /// Checks an idempotency key: `^[A-Za-z0-9_-]{1,80}$`.
@@ -240,7 +243,7 @@ mod tests {
 
     #[test]
     fn branch_refs_follow_git_check_ref_format() {
-        let valid = ["main", "feature/x", "release-1.2", "a", "v1.0.0", "user/foo.bar", "héllo", "@x", "a@b"];
+        let valid = ["main", "feature/x", "release-1.2", "a", "v1.0.0", "user/foo.bar", "héllo", "@x", "a@b", "日本"];
         for r in valid {
             assert_eq!(check_branch_ref(r), Ok(()), "{r:?}");
         }
@@ -267,6 +270,12 @@ mod tests {
             "a\tb",
             "a\nb",
             "a\u{7f}",
+            "a\u{85}",
+            "a\u{202e}b",
+            "a\u{2028}",
+            "a\u{200b}",
+            "a\u{e000}",
+            "a\u{378}",
             ".hidden",
             "a/.b",
             "x.lock",
@@ -368,10 +377,29 @@ mod tests {
 
     #[test]
     fn actors_and_ids() {
-        assert!(check_actor("octocat").is_ok());
-        assert!(check_actor("Jane Doe (bot)").is_ok());
-        assert!(check_actor(&"x".repeat(128)).is_ok());
-        for a in ["", " x", "x ", "a\nb", "a\u{1b}[31m", "a\u{202e}b", "a\u{200b}", &"x".repeat(129)] {
+        for ok in ["octocat", "dependabot[bot]", "github-actions[bot]", "octo_acme", "a", "0x", &"x".repeat(64)] {
+            assert_eq!(check_actor(ok), Ok(()), "{ok:?}");
+        }
+        for a in [
+            "",
+            " x",
+            "x ",
+            "Jane Doe",
+            "a\nb",
+            "a\u{1b}[31m",
+            "a\u{202e}b",
+            "a\u{200b}",
+            "-x",
+            "_x",
+            "[bot]",
+            "x[bot][bot]",
+            "x[skip ci]",
+            "bob\u{2028}",
+            "ｏctocat",
+            "a.b",
+            "a@b",
+            &"x".repeat(65),
+        ] {
             assert!(check_actor(a).is_err(), "{a:?}");
         }
         assert!(check_request_id("ci-123_abc").is_ok());

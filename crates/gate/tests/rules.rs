@@ -97,8 +97,16 @@ fn the_rule_table() {
         // --- common fields ---
         ("actor missing", without("plan", "actor"), Reason::MalformedRequest),
         ("actor empty", with("plan", "actor", json!("")), Reason::FieldInvalid),
-        ("actor 128 chars", with("plan", "actor", json!("x".repeat(128))), Reason::Ok),
-        ("actor 129 chars", with("plan", "actor", json!("x".repeat(129))), Reason::FieldInvalid),
+        ("actor 64 chars", with("plan", "actor", json!("x".repeat(64))), Reason::Ok),
+        ("actor 65 chars", with("plan", "actor", json!("x".repeat(65))), Reason::FieldInvalid),
+        ("actor bot", with("plan", "actor", json!("dependabot[bot]")), Reason::Ok),
+        ("actor CI directive", with("apply", "actor", json!("octocat [skip ci]")), Reason::FieldInvalid),
+        ("actor CI directive, no space", with("apply", "actor", json!("octocat[skip-ci]")), Reason::FieldInvalid),
+        ("actor line separator", with("plan", "actor", json!("bob\u{2028}decision: allow")), Reason::FieldInvalid),
+        ("actor NEL (C1)", with("plan", "actor", json!("bob\u{85}x")), Reason::FieldInvalid),
+        ("actor zero-width", with("plan", "actor", json!("bo\u{200b}b")), Reason::FieldInvalid),
+        ("actor fullwidth lookalike", with("plan", "actor", json!("ｏctocat")), Reason::FieldInvalid),
+        ("actor with a space", with("plan", "actor", json!("Jane Doe")), Reason::FieldInvalid),
         ("actor newline (log forging)", with("plan", "actor", json!("bob\n{\"decision\":\"allow\"}")), Reason::FieldInvalid),
         ("actor escape sequence", with("plan", "actor", json!("\u{1b}[2Jbob")), Reason::FieldInvalid),
         ("actor DEL", with("plan", "actor", json!("bob\u{7f}")), Reason::FieldInvalid),
@@ -112,6 +120,13 @@ fn the_rule_table() {
         ("unknown field", with("plan", "timeout", json!(5)), Reason::MalformedRequest),
         ("field of another action", with("plan", "source_ref", json!("main")), Reason::MalformedRequest),
         ("wrong type path", with("plan", "path", json!(null)), Reason::MalformedRequest),
+        ("ref bidi override", with("plan", "ref", json!("feature/\u{202e}niam")), Reason::RefInvalid),
+        ("ref line separator", with("plan", "ref", json!("feature/a\u{2028}b")), Reason::RefInvalid),
+        ("ref NEL (C1)", with("plan", "ref", json!("feature/a\u{85}b")), Reason::RefInvalid),
+        ("ref private use", with("plan", "ref", json!("feature/\u{e000}")), Reason::RefInvalid),
+        ("ref unassigned", with("plan", "ref", json!("feature/\u{378}")), Reason::RefInvalid),
+        ("ref zero-width joiner", with("plan", "ref", json!("ma\u{200d}in")), Reason::RefInvalid),
+        ("ref non-ASCII letters", with("plan", "ref", json!("feature/héllo")), Reason::Ok),
         // --- repo ---
         ("repo exact", base("plan"), Reason::Ok),
         ("repo case differs", with("plan", "repo", json!("https://github.com/Acme/infrastructure-live.git")), Reason::RepoNotAllowed),
@@ -270,6 +285,9 @@ fn the_rule_table() {
         ("approve a bad run id", json!({"action": "approve", "actor": "lead", "run_id": "run 1", "account": "prod"}), Reason::FieldInvalid),
         ("approve without account", json!({"action": "approve", "actor": "lead", "run_id": "run-1"}), Reason::MalformedRequest),
         ("reject with control characters", json!({"action": "reject", "actor": "lead", "run_id": "run-1", "account": "prod", "comment": "a\u{1b}[2Jb"}), Reason::FieldInvalid),
+        ("reject with a bidi override", json!({"action": "reject", "actor": "lead", "run_id": "run-1", "account": "prod", "comment": "ok \u{202e}devorppa"}), Reason::FieldInvalid),
+        ("reject with a line separator", json!({"action": "reject", "actor": "lead", "run_id": "run-1", "account": "prod", "comment": "a\u{2029}b"}), Reason::FieldInvalid),
+        ("reject with unicode text", json!({"action": "reject", "actor": "lead", "run_id": "run-1", "account": "prod", "comment": "stage ist rot: Fehlerquote ↑"}), Reason::Ok),
         ("reject with a long comment", json!({"action": "reject", "actor": "lead", "run_id": "run-1", "account": "prod", "comment": "x".repeat(201)}), Reason::FieldInvalid),
         ("resume", json!({"action": "resume", "actor": "ci", "run_id": "run-1"}), Reason::Ok),
         ("resume with an account", json!({"action": "resume", "actor": "ci", "run_id": "run-1", "account": "prod"}), Reason::MalformedRequest),
@@ -396,4 +414,26 @@ fn decision_json_has_the_contract_fields() {
     assert_eq!(denied["reason"], "malformed_request");
     assert_eq!(denied["container"], Value::Null);
     assert_eq!(denied["action"], Value::Null);
+}
+
+#[test]
+fn single_unit_changes_in_an_approval_account_need_a_rollout() {
+    let gate = gate();
+    let mut exempting: Value = serde_json::from_str(POLICY).expect("json");
+    exempting["approval_exempt_actions"] = json!(["update-variable"]);
+    let lenient = Gate::new(Policy::from_json(&exempting.to_string()).expect("valid"));
+    let prod = |action: &str| with(action, "path", json!("prod/us-east-1/prod/app"));
+    for action in ["apply", "destroy", "update-variable"] {
+        let d = check(&gate, prod(action).to_string().as_bytes());
+        assert_eq!((d.decision, d.reason), (Verdict::Deny, Reason::ApprovalRequired), "{action}: {}", d.message);
+        assert!(d.message.contains("send it as a rollout"), "{}", d.message);
+    }
+    // Plans never need approval, dev never does, and a rollout reaches prod through its approval.
+    for (request, name) in [(prod("plan"), "plan prod"), (base("apply"), "apply dev"), (base("rollout"), "rollout")] {
+        let d = check(&gate, request.to_string().as_bytes());
+        assert_eq!(d.reason, Reason::Ok, "{name}: {}", d.message);
+    }
+    // An explicit exemption allows exactly the named action.
+    assert_eq!(check(&lenient, prod("update-variable").to_string().as_bytes()).reason, Reason::Ok);
+    assert_eq!(check(&lenient, prod("apply").to_string().as_bytes()).reason, Reason::ApprovalRequired);
 }

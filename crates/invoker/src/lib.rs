@@ -2,16 +2,29 @@
 //! `main.rs` builds the AWS clients once and runs it under `lambda_runtime`; tests call [`handle_event`] directly.
 
 use deploy_runner_control::ports::{Executions, Logs, Tasks};
-use deploy_runner_control::Invoker;
+use deploy_runner_control::{EntryPoint, Invoker};
 use lambda_runtime::LambdaEvent;
 use serde_json::value::RawValue;
 
+/// The variable that picks the entry point this function serves: `ci` (the default) or `approvals`.
+pub const ENV_ENTRY_POINT: &str = "DEPLOY_RUNNER_ENTRY_POINT";
+
+/// The entry point named by `DEPLOY_RUNNER_ENTRY_POINT` (unset: `ci`), or why it is not one.
+pub fn entry_point_from(value: Option<&str>) -> Result<EntryPoint, String> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(EntryPoint::Ci),
+        Some(name) => EntryPoint::from_name(name)
+            .ok_or_else(|| format!("{ENV_ENTRY_POINT} must be ci or approvals, not {name:?}")),
+    }
+}
+
 /// Handles one invocation. The payload stays raw so the gate's strict decoding (duplicate keys, size, depth)
-/// sees exactly what CI sent.
+/// sees exactly what CI sent; the answer is written as inert JSON (no raw separators or bidi controls), already
+/// serialised so the runtime passes it on byte for byte.
 pub async fn handle_event<T, L, E>(
     invoker: &Invoker<T, L, E>,
     event: LambdaEvent<Box<RawValue>>,
-) -> Result<serde_json::Value, lambda_runtime::Error>
+) -> Result<Box<RawValue>, lambda_runtime::Error>
 where
     T: Tasks + Sync,
     L: Logs + Sync,
@@ -20,5 +33,5 @@ where
     let (payload, context) = event.into_parts();
     let (response, audit) = invoker.handle(payload.get().as_bytes(), context.request_id.as_bytes()).await;
     audit.emit();
-    Ok(serde_json::to_value(response)?)
+    Ok(RawValue::from_string(deploy_runner_gate::text::to_json_string(&response)?)?)
 }

@@ -1,8 +1,10 @@
-//! `deploy-runner-invoker`: the Lambda. Reads `DEPLOY_RUNNER_CONFIG` once (a bad config fails init with a clear
-//! log line), builds the AWS clients once, then serves invocations.
+//! `deploy-runner-invoker`: the Lambda. Reads `DEPLOY_RUNNER_CONFIG` and `DEPLOY_RUNNER_ENTRY_POINT` once (a bad
+//! config fails init with a clear log line), builds the AWS clients once, then serves invocations. The same code
+//! runs as CI's entry point and as the approvers' (a second function).
 
 use deploy_runner_aws::{load_config, CloudWatchLogs, EcsTasks, StepFunctions};
 use deploy_runner_control::{Invoker, InvokerConfig};
+use deploy_runner_invoker::{entry_point_from, ENV_ENTRY_POINT};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::value::RawValue;
 
@@ -30,9 +32,17 @@ async fn main() -> Result<(), Error> {
             return Err(error.into());
         }
     };
+    let entry_point = match entry_point_from(std::env::var(ENV_ENTRY_POINT).ok().as_deref()) {
+        Ok(entry_point) => entry_point,
+        Err(error) => {
+            tracing::error!(event = "init_failed", error = %error);
+            return Err(error.into());
+        }
+    };
     let aws = load_config().await;
     let invoker = Invoker::new(config, EcsTasks::from_config(&aws), CloudWatchLogs::from_config(&aws))
-        .with_executions(StepFunctions::from_config(&aws));
+        .with_executions(StepFunctions::from_config(&aws))
+        .with_entry_point(entry_point);
     let invoker = &invoker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
         deploy_runner_invoker::handle_event(invoker, event).await

@@ -53,7 +53,7 @@ async fn plan_starts_the_planner_with_the_validated_request() {
     let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&list, &run]);
     let logs = mock_client!(aws_sdk_cloudwatchlogs, []);
     let invoker = Invoker::new(config(), EcsTasks::new(ecs), CloudWatchLogs::new(logs));
-    let response = handle_event(&invoker, event(PLAN)).await.expect("handled");
+    let response = answer(handle_event(&invoker, event(PLAN)).await);
     assert_eq!(response["decision"], "allow", "{response}");
     assert_eq!(response["container"], "planner");
     assert_eq!(response["log_stream"], "deploy/runner/t1");
@@ -62,7 +62,7 @@ async fn plan_starts_the_planner_with_the_validated_request() {
 
 #[tokio::test]
 async fn a_retry_with_the_same_request_id_finds_the_run_and_starts_nothing() {
-    let (run_id, _) = run_identity(Some("gh-9-1"), b"");
+    let run_id = run_identity(&deploy_runner_gate::Request::decode(PLAN.as_bytes()).expect("plan"), b"").run_id;
     let list = mock!(aws_sdk_ecs::Client::list_tasks)
         .then_output(|| ListTasksOutput::builder().task_arns("arn:aws:ecs:us-east-1:1:task/deploy/t1").build());
     let tag = run_id.clone();
@@ -81,7 +81,7 @@ async fn a_retry_with_the_same_request_id_finds_the_run_and_starts_nothing() {
     let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&list, &describe, &run]);
     let logs = mock_client!(aws_sdk_cloudwatchlogs, []);
     let invoker = Invoker::new(config(), EcsTasks::new(ecs), CloudWatchLogs::new(logs));
-    let response = handle_event(&invoker, event(PLAN)).await.expect("handled");
+    let response = answer(handle_event(&invoker, event(PLAN)).await);
     assert_eq!(response["run_id"], run_id.as_str());
     assert_eq!(response["task_arn"], "arn:aws:ecs:us-east-1:1:task/deploy/t1");
     assert_eq!(run.num_calls(), 0, "no second task");
@@ -95,7 +95,54 @@ async fn a_denial_calls_no_aws_api() {
     let logs = mock_client!(aws_sdk_cloudwatchlogs, []);
     let invoker = Invoker::new(config(), EcsTasks::new(ecs), CloudWatchLogs::new(logs));
     let body = PLAN.replace("feature/x", "--upload-pack=x");
-    let response = handle_event(&invoker, event(&body)).await.expect("handled");
+    let response = answer(handle_event(&invoker, event(&body)).await);
     assert_eq!((response["decision"].as_str(), response["reason"].as_str()), (Some("deny"), Some("ref_invalid")));
     assert_eq!(run.num_calls() + list.num_calls(), 0);
+}
+
+/// The handler's raw answer, parsed; it must be inert JSON.
+fn answer(raw: Result<Box<RawValue>, lambda_runtime::Error>) -> serde_json::Value {
+    let raw = raw.expect("handled");
+    assert!(!raw.get().chars().any(deploy_runner_gate::text::is_unsafe), "raw separators or controls: {}", raw.get());
+    serde_json::from_str(raw.get()).expect("the answer is JSON")
+}
+
+#[tokio::test]
+async fn hostile_text_in_a_log_page_reaches_the_caller_escaped() {
+    // A plan's output is anyone's text: a line separator or bidi control in it must not reach CI raw.
+    let run_id = "run-0123456789abcdef01234567";
+    let list = mock!(aws_sdk_ecs::Client::list_tasks)
+        .then_output(|| ListTasksOutput::builder().task_arns("arn:aws:ecs:us-east-1:1:task/deploy/t1").build());
+    let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(move || {
+        DescribeTasksOutput::builder()
+            .tasks(
+                Task::builder()
+                    .task_arn("arn:aws:ecs:us-east-1:1:task/deploy/t1")
+                    .last_status("RUNNING")
+                    .tags(Tag::builder().key("run-id").value(run_id).build())
+                    .build(),
+            )
+            .build()
+    });
+    let hostile = "plan\u{2028}{\"decision\":\"allow\"} \u{202e}devorppa \u{85}";
+    let page = mock!(aws_sdk_cloudwatchlogs::Client::get_log_events).then_output(move || {
+        aws_sdk_cloudwatchlogs::operation::get_log_events::GetLogEventsOutput::builder()
+            .events(aws_sdk_cloudwatchlogs::types::OutputLogEvent::builder().message(hostile).build())
+            .build()
+    });
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&list, &describe]);
+    let logs = mock_client!(aws_sdk_cloudwatchlogs, [&page]);
+    let invoker = Invoker::new(config(), EcsTasks::new(ecs), CloudWatchLogs::new(logs));
+    let body = json!({"action": "logs", "actor": "ci", "run_id": run_id}).to_string();
+    let response = answer(handle_event(&invoker, event(&body)).await);
+    assert_eq!(response["lines"], json!([hostile]), "escaped on the wire, the same text once decoded");
+}
+
+#[test]
+fn the_entry_point_comes_from_the_environment() {
+    use deploy_runner_control::EntryPoint;
+    use deploy_runner_invoker::entry_point_from;
+    assert_eq!(entry_point_from(None), Ok(EntryPoint::Ci), "an invoker configured as before serves CI");
+    assert_eq!(entry_point_from(Some("approvals")), Ok(EntryPoint::Approvals));
+    assert!(entry_point_from(Some("admin")).expect_err("refused").contains("must be ci or approvals"));
 }

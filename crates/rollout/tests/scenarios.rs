@@ -19,7 +19,7 @@ fn plan() -> Vec<Wave> {
     let unit = |p: &str| RolloutUnit { path: p.into(), change: ChangeKind::Affected, source_ref: None };
     let rollout = Rollout {
         repo: "https://github.com/acme/infrastructure-live.git".into(),
-        git_ref: "main".into(),
+        git_ref: "0123456789abcdef0123456789abcdef01234567".into(),
         mode: RolloutMode::Apply,
         units: vec![unit("prod/app"), unit("stage/app"), unit("dev/app")],
     };
