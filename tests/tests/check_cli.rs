@@ -161,3 +161,28 @@ fn describe_lists_every_action_with_its_fields_and_container() {
         "{text}"
     );
 }
+
+#[test]
+fn output_errors_end_with_exit_2_and_one_line_never_a_panic() {
+    // A full disk: exit 2 and one clear line.
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let output = deploy_runner()
+        .args(["check", "--format", "json", "--config"])
+        .arg(repo_file("examples/policy.json"))
+        .arg("--request")
+        .arg(repo_file("examples/requests/01-plan-feature-branch.json"))
+        .stdout(full)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot write to stdout: No space left on device"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // A reader that went away (`| head`): quiet, exit 2.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let output = deploy_runner().args(["describe", "--format", "text"]).stdout(writer).output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "", "a closed pipe ends quietly");
+}

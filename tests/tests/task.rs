@@ -383,3 +383,19 @@ fn update_variable_given_a_sha_edits_the_apply_ref_it_is_on() {
     let file = remote.work.git(&["show", "origin/main:dev/us-east-1/dev/app/terragrunt.hcl"]);
     assert!(file.contains("image_version = \"v2\""), "{file}");
 }
+
+#[test]
+fn a_tools_hostile_output_is_shown_inert() {
+    // Plan code prints whatever it likes: a line separator that would forge a log line, a bidi override, an escape.
+    let remote = Remote::new();
+    remote.work.write(
+        "dev/us-east-1/dev/noisy/main.tf",
+        "resource \"terraform_data\" \"x\" {\n  provisioner \"local-exec\" {\n    command = \"printf 'a\\\\342\\\\200\\\\250FORGED b\\\\342\\\\200\\\\256x c\\\\033[2J\\\\n'\"\n  }\n}\n",
+    );
+    let sha = remote.push("noisy", "main");
+    let output = run_task(&remote, request(&remote, "apply", &sha, "dev/us-east-1/dev/noisy"), json!({}));
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.contains("a\\u{2028}FORGED b\\u{202e}x c\\u{001b}[2J"), "{out}");
+    assert!(!out.contains('\u{2028}') && !out.contains('\u{202e}') && !out.contains('\u{1b}'), "{out}");
+}

@@ -3,6 +3,16 @@
 //! run. The local backend (gate in-process, tasks as local processes, the local sequencer) lives in [`local`]; the
 //! AWS backend (the invoker Lambda) in [`remote`].
 
+/// `println!` that never panics: see [`output::out`].
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::output::out(&format!($($arg)*)) };
+}
+
+/// `eprintln!` that never panics: see [`output::err`].
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::output::err(&format!($($arg)*)) };
+}
+
 pub mod cli;
 mod commands;
 pub mod local;
@@ -25,13 +35,13 @@ pub fn main() -> ExitCode {
     // The local backend runs tools as the caller, and this process may hold the caller's git token: keep it out of
     // their reach (/proc/<pid>/environ and mem need ptrace access to a non-dumpable process).
     if let Err(e) = deploy_runner_task::harden::protect_process() {
-        eprintln!("deploy-runner: warning: cannot make this process non-dumpable: {e}");
+        errln!("deploy-runner: warning: cannot make this process non-dumpable: {e}");
     }
     let args = cli::Cli::parse();
     match commands::run(args) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("deploy-runner: error: {error:#}");
+            errln!("deploy-runner: error: {error:#}");
             ExitCode::from(EXIT_USAGE)
         }
     }

@@ -185,7 +185,7 @@ impl WaveRunner for LocalWaveRunner {
                 WaveResult::Exited(outcome.exit_code)
             }
             Err(e) => {
-                eprintln!("deploy-runner: {e}");
+                errln!("deploy-runner: {e}");
                 let _ = std::fs::OpenOptions::new().append(true).open(&log).map(|mut f| writeln!(f, "{e}"));
                 WaveResult::Exited(None)
             }
@@ -296,7 +296,11 @@ impl LocalApprover {
         });
         // What was typed before this prompt does not answer it.
         while lines.try_recv().is_ok() {}
-        eprint!("approve the {account} wave? [y/N] ");
+        {
+            use std::io::Write;
+            let mut stderr = std::io::stderr();
+            let _ = write!(stderr, "approve the {account} wave? [y/N] ").and_then(|()| stderr.flush());
+        }
         let _ = std::io::stderr().flush();
         Some(lines)
     }
@@ -310,7 +314,7 @@ impl Approver for LocalApprover {
         let path = approval_path(&self.state_dir, run_id, &wave.account);
         let _ = std::fs::remove_file(&path);
         self.progress.idle();
-        eprintln!(
+        errln!(
             "deploy-runner: the {} wave waits for approval: deploy-runner approve --local --run {run_id} --account {} \
              (or reject); timeout {}s",
             wave.account,

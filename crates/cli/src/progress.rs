@@ -31,7 +31,7 @@ impl Progress {
     pub fn line(&self, text: &str) {
         match self.spinner().as_ref() {
             Some(spinner) => spinner.println(text),
-            None => eprintln!("{text}"),
+            None => errln!("{text}"),
         }
     }
 

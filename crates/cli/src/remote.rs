@@ -85,7 +85,7 @@ impl Remote {
             }
             if started.elapsed() >= max_wait {
                 progress.idle();
-                eprintln!(
+                errln!(
                     "deploy-runner: run {run_id} is still {outcome} after {}s; follow it with: \
                      deploy-runner status --run {run_id} --function-name {}",
                     max_wait.as_secs(),

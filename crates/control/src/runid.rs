@@ -109,13 +109,15 @@ mod tests {
     }
 
     const PLAN: &str = r#"{"action":"plan","actor":"ci","request_id":"gh-1-1","repo":"r","ref":"main","path":"dev/x"}"#;
-    const APPLY: &str = r#"{"action":"apply","actor":"ci","request_id":"gh-1-1","repo":"r","ref":"main","path":"dev/x"}"#;
+    const APPLY: &str =
+        r#"{"action":"apply","actor":"ci","request_id":"gh-1-1","repo":"r","ref":"main","path":"dev/x"}"#;
 
     #[test]
     fn identities_are_bound_to_the_request() {
         let plan = run_identity(&request(PLAN), b"ignored");
         assert_eq!(run_identity(&request(PLAN), b"other"), plan, "a retry names the same run");
-        let reordered = r#"{"path":"dev/x","ref":"main","repo":"r","request_id":"gh-1-1","actor":"ci","action":"plan"}"#;
+        let reordered =
+            r#"{"path":"dev/x","ref":"main","repo":"r","request_id":"gh-1-1","actor":"ci","action":"plan"}"#;
         assert_eq!(run_identity(&request(reordered), b"").run_id, plan.run_id, "the canonical request, not the bytes");
         let apply = run_identity(&request(APPLY), b"");
         assert_ne!(apply.run_id, plan.run_id, "another request under the same id is another run");

@@ -135,7 +135,10 @@ async fn a_request_id_is_bound_to_its_request() {
     let (real, audit) = invoker.handle(apply("gh-99-1").to_string().as_bytes(), b"n").await;
     assert_eq!((real.decision.as_str(), real.reason.as_str()), ("deny", "request_id_conflict"), "{real:?}");
     assert!(real.task_arn.is_none() && real.run_id.is_none(), "never answered with the plan's run: {real:?}");
-    assert_eq!((audit.decision.as_str(), audit.reason.as_str(), audit.task_arn.as_str()), ("deny", "request_id_conflict", ""));
+    assert_eq!(
+        (audit.decision.as_str(), audit.reason.as_str(), audit.task_arn.as_str()),
+        ("deny", "request_id_conflict", "")
+    );
     assert_eq!(invoker_tasks(&invoker).len(), 1, "no second task, and the plan's is not passed off as the apply");
     // The same request again is a retry: the audit line names the task it found.
     let (again, audit) = invoker.handle(claim.to_string().as_bytes(), b"n").await;

@@ -196,8 +196,14 @@ async fn a_rollouts_request_id_is_bound_to_its_request() {
     // The apply's would-be run id is nobody's run: status doesn't answer with the plan's.
     let (_, audit) = invoker.handle(rollout().to_string().as_bytes(), b"n").await;
     assert_eq!(audit.execution_arn, "", "a denial names no execution");
-    let (_, audit) = invoker.handle(json!({"action": "status", "actor": "ci", "run_id": planned.run_id}).to_string().as_bytes(), b"n").await;
-    assert_eq!(audit.execution_arn, execution_of(planned.run_id.as_deref().expect("run")), "the audit names the execution found");
+    let (_, audit) = invoker
+        .handle(json!({"action": "status", "actor": "ci", "run_id": planned.run_id}).to_string().as_bytes(), b"n")
+        .await;
+    assert_eq!(
+        audit.execution_arn,
+        execution_of(planned.run_id.as_deref().expect("run")),
+        "the audit names the execution found"
+    );
 }
 
 #[tokio::test]

@@ -184,7 +184,8 @@ pub fn check_actor(actor: &str) -> Result<(), &'static str> {
     const RULE: &str = "must be a login: ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$, optionally followed by [bot]";
     let login = actor.strip_suffix("[bot]").unwrap_or(actor);
     let first_ok = login.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
-    if !first_ok || check_charset(login, MAX_ACTOR_CHARS, |b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-').is_err()
+    if !first_ok
+        || check_charset(login, MAX_ACTOR_CHARS, |b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-').is_err()
     {
         return Err(RULE);
     }

@@ -67,14 +67,17 @@ pub fn inert_line(line: &str) -> Cow<'_, str> {
 }
 
 /// JSON text with every unsafe character escaped as `\uXXXX` (surrogate pairs above U+FFFF). Outside strings JSON
-/// is ASCII, so every such character is inside a string, where the escape means exactly the same character.
+/// holds only ASCII punctuation, letters, digits and whitespace; serde_json escapes C0 controls inside strings.
+/// So every unsafe character other than JSON's own whitespace is inside a string, where the escape means exactly
+/// the same character.
 pub fn inert_json(json: &str) -> Cow<'_, str> {
-    if !json.chars().any(is_unsafe) {
+    let needs_escape = |c: char| is_unsafe(c) && !matches!(c, '\n' | '\r' | '\t');
+    if !json.chars().any(needs_escape) {
         return Cow::Borrowed(json);
     }
     let mut out = String::with_capacity(json.len() + 16);
     for c in json.chars() {
-        if is_unsafe(c) {
+        if needs_escape(c) {
             let mut units = [0u16; 2];
             for unit in c.encode_utf16(&mut units) {
                 out.push_str(&format!("\\u{unit:04x}"));
@@ -127,6 +130,8 @@ mod tests {
         assert!(raw.contains('\u{2028}') && raw.contains('\u{85}'), "serde_json writes them raw");
         let text = to_json_string(&value).expect("json");
         assert!(!text.chars().any(is_unsafe), "{text}");
+        let pretty = to_json_string_pretty(&serde_json::json!({"a": "\u{2028}\u{7f}", "b": [1]})).expect("json");
+        assert_eq!(pretty, "{\n  \"a\": \"\\u2028\\u007f\",\n  \"b\": [\n    1\n  ]\n}", "layout kept");
         assert!(text.contains("\\u2028") && text.contains("🚀"), "{text}");
         let back: serde_json::Value = serde_json::from_str(&text).expect("still JSON");
         assert_eq!(back, value, "and means the same");

@@ -18,10 +18,17 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1)),
         Err(error) => {
-            eprintln!("deploy-runner-task: error: {error:#}");
+            report(&format!("deploy-runner-task: error: {error:#}"));
             ExitCode::from(EXIT_SETUP as u8)
         }
     }
+}
+
+/// One line on stderr, inert (an error can quote git's or a remote's text); a closed stderr is ignored.
+fn report(line: &str) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{}", deploy_runner_gate::text::inert(line)).and_then(|()| stderr.flush());
 }
 
 fn run() -> anyhow::Result<i32> {
@@ -52,7 +59,7 @@ fn run() -> anyhow::Result<i32> {
     match task.execute(&body) {
         Ok(code) => Ok(code),
         Err(error) => {
-            eprintln!("deploy-runner-task: {}", task.masker().mask(&error.to_string()));
+            report(&format!("deploy-runner-task: {}", task.masker().mask(&error.to_string())));
             Ok(error.exit_code())
         }
     }

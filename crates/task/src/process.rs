@@ -121,7 +121,9 @@ fn pump(
                 text.push_str(line);
                 text.push('\n');
             }
+            // The tool prints anyone's text (a plan of a branch): masked, and made inert before it is shown.
             let masked = masker.mask(line);
+            let masked = deploy_runner_gate::text::inert_line(&masked);
             if let Some(file) = &log {
                 let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let _ = writeln!(file, "{masked}");

@@ -156,7 +156,9 @@ impl Task {
 
     fn say(&self, message: &str) {
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "deploy-runner-task: {}", self.masker.mask(message)).and_then(|_| err.flush());
+        let line = self.masker.mask(message);
+        let _ = writeln!(err, "deploy-runner-task: {}", deploy_runner_gate::text::inert_line(&line))
+            .and_then(|_| err.flush());
     }
 
     /// A new clone of `url` in the work dir; its fetches use the read-only credentials (or, in deployments from
@@ -403,7 +405,7 @@ impl Task {
             "succeeded": first_failure.is_none() && !stopped,
             "units": outcomes,
         });
-        println!("{summary}");
+        emit_event(&summary);
         Ok(if stopped { EXIT_TERMINATED } else { first_failure.unwrap_or(0) })
     }
 
@@ -457,11 +459,8 @@ impl Task {
             match repo.push_head(&branch, &self.env.git.push())? {
                 PushOutcome::Pushed => {
                     self.say(&format!("pushed {new_commit} to {branch}: {} = {:?}", update.variable, update.value));
-                    println!(
-                        "{}",
-                        serde_json::json!({"event": "variable_updated", "commit": new_commit, "branch": branch,
-                            "path": update.path, "variable": update.variable, "value": update.value})
-                    );
+                    emit_event(&serde_json::json!({"event": "variable_updated", "commit": new_commit,
+                        "branch": branch, "path": update.path, "variable": update.variable, "value": update.value}));
                     return Ok(0);
                 }
                 PushOutcome::Rejected => {
@@ -551,11 +550,8 @@ impl Task {
         }
         match parse_ami(&result.stdout) {
             Some((region, ami)) => {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "ami", "ami_id": ami, "region": region, "commit": commit,
-                                       "version": version})
-                );
+                emit_event(&serde_json::json!({"event": "ami", "ami_id": ami, "region": region, "commit": commit,
+                                               "version": version}));
                 Ok(0)
             }
             None => Err(TaskError::Refused("packer succeeded but printed no AMI id".into())),
@@ -573,6 +569,14 @@ impl Task {
             echo: Echo::Inherit,
         }
     }
+}
+
+/// Prints one machine-readable event as a line of inert JSON on stdout (the wave summary, an AMI id). A closed
+/// stdout is not the task's failure: the tool already ran, and its exit code is what counts.
+fn emit_event(event: &serde_json::Value) {
+    let line = deploy_runner_gate::text::to_json_string(event).unwrap_or_default();
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }
 
 fn skipped(path: &str, operation: Operation) -> UnitOutcome {

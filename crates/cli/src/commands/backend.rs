@@ -217,7 +217,7 @@ impl Backend {
                     return Ok(RolloutReport::refused_by(&answer));
                 }
                 let run_id = answer["run_id"].as_str().unwrap_or_default().to_owned();
-                eprintln!("deploy-runner: rollout {run_id} started ({} units)", rollout.units.len());
+                errln!("deploy-runner: rollout {run_id} started ({} units)", rollout.units.len());
                 Backend::follow_rollout(remote, &request.actor, &run_id, *max_wait, progress)
             }
         }
@@ -254,23 +254,23 @@ impl Backend {
             Backend::Local(local) => {
                 let decision = Gate::new(local.policy.clone()).evaluate(request.to_json().to_string().as_bytes());
                 if !decision.decision.is_allowed() {
-                    eprintln!("deploy-runner: denied ({}): {}", decision.decision.reason, decision.decision.message);
+                    errln!("deploy-runner: denied ({}): {}", decision.decision.reason, decision.decision.message);
                     return Ok(crate::EXIT_DENIED);
                 }
                 let run_id = format!("local-{}-{}-{}", request.body.action(), unix_seconds(), std::process::id());
                 let log = local.state_dir.join("runs").join(&run_id).join("task.log");
                 let outcome = Backend::task(local).run(request, &run_id, "", &log)?;
-                eprintln!("deploy-runner: {run_id} exited {:?} (log: {})", outcome.exit_code, log.display());
+                errln!("deploy-runner: {run_id} exited {:?} (log: {})", outcome.exit_code, log.display());
                 Ok(if outcome.exit_code == Some(0) && !outcome.interrupted { 0 } else { crate::EXIT_FAILED })
             }
             Backend::Aws { remote, max_wait, progress } => {
                 let answer = remote.call(&request.to_json())?;
                 if answer["decision"] != "allow" {
-                    eprintln!("deploy-runner: {} ({}): {}", answer["decision"], answer["reason"], answer["message"]);
+                    errln!("deploy-runner: {} ({}): {}", answer["decision"], answer["reason"], answer["message"]);
                     return Ok(if answer["decision"] == "deny" { crate::EXIT_DENIED } else { crate::EXIT_FAILED });
                 }
                 let run_id = answer["run_id"].as_str().unwrap_or_default();
-                eprintln!("deploy-runner: started {run_id}: {}", answer["message"]);
+                errln!("deploy-runner: started {run_id}: {}", answer["message"]);
                 let followed = remote.follow(&request.actor, run_id, *max_wait, progress)?;
                 Ok(if followed.outcome == "succeeded" { 0 } else { crate::EXIT_FAILED })
             }
@@ -295,12 +295,12 @@ impl Backend {
             Backend::Local(local) => {
                 let decision = Gate::new(local.policy.clone()).evaluate(request.to_string().as_bytes()).decision;
                 if !decision.is_allowed() {
-                    eprintln!("deploy-runner: denied ({}): {}", decision.reason, decision.message);
+                    errln!("deploy-runner: denied ({}): {}", decision.reason, decision.message);
                     return Ok(crate::EXIT_DENIED);
                 }
                 let record = ApprovalRecord { approved: approve, by: actor.to_owned(), comment };
                 answer_approval(&local.state_dir, run_id, account, &record)?;
-                println!("{action}d the {account} wave of {run_id}");
+                outln!("{action}d the {account} wave of {run_id}");
                 Ok(0)
             }
             Backend::Aws { remote, .. } => report_answer(&remote.call(&request)?),
@@ -341,7 +341,7 @@ impl Backend {
 }
 
 fn report_answer(answer: &Value) -> anyhow::Result<u8> {
-    println!("{}", serde_json::to_string_pretty(answer)?);
+    outln!("{}", deploy_runner_gate::text::to_json_string_pretty(answer)?);
     Ok(match answer["decision"].as_str() {
         Some("allow") => 0,
         Some("deny") => crate::EXIT_DENIED,

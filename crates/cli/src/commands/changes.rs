@@ -32,26 +32,26 @@ pub fn run(args: ChangesArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_text(report: &ChangeReport) {
-    println!("changes {}..{}", short(&report.base), short(&report.head));
+    outln!("changes {}..{}", short(&report.base), short(&report.head));
     if report.units.is_empty() {
-        println!("\nno units selected");
+        outln!("\nno units selected");
     }
     let mut current_account = None;
     for unit in &report.units {
         if current_account != Some(&unit.account) {
-            println!("\n{} (deploy order {})", unit.account, unit.deploy_order);
+            outln!("\n{} (deploy order {})", unit.account, unit.deploy_order);
             current_account = Some(&unit.account);
         }
-        println!("  {:<10} {:<50} {}", unit.change.as_str(), unit.path, unit.reasons.join(", "));
+        outln!("  {:<10} {:<50} {}", unit.change.as_str(), unit.path, unit.reasons.join(", "));
     }
     if !report.skipped.is_empty() {
-        println!("\nskipped");
+        outln!("\nskipped");
         for skipped in &report.skipped {
-            println!("  {:<61} {}", skipped.path, skipped.reason);
+            outln!("  {:<61} {}", skipped.path, skipped.reason);
         }
     }
     for warning in &report.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
 }
 

@@ -17,7 +17,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Format::Json => print_json(&decision)?,
         Format::Text => {
             let verdict = if decision.is_allowed() { "ALLOW" } else { "DENY" };
-            println!("{verdict} ({}): {}", decision.reason, decision.message);
+            outln!("{verdict} ({}): {}", decision.reason, decision.message);
         }
     }
     Ok(if decision.is_allowed() { ExitCode::SUCCESS } else { ExitCode::from(crate::EXIT_DENIED) })

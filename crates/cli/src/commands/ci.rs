@@ -117,8 +117,8 @@ fn notify(args: &CiArgs, repo_url: &str, stage: &str, report: &RolloutReport) {
         summary: Some(units.join("\n")).filter(|s| !s.is_empty()),
     };
     match post(webhook.trim(), &message, &RetryPolicy::default()) {
-        Ok(_) => eprintln!("deploy-runner: notified Slack: {}", message.status),
-        Err(e) => eprintln!("deploy-runner: warning: the Slack notification failed: {e}"),
+        Ok(_) => errln!("deploy-runner: notified Slack: {}", message.status),
+        Err(e) => errln!("deploy-runner: warning: the Slack notification failed: {e}"),
     }
 }
 
@@ -133,7 +133,7 @@ fn warn_on_order_mismatch(deploy_order: &[&str], report: &ChangeReport) {
     }
     let by_policy: Vec<&str> = deploy_order.iter().copied().filter(|a| repo_order.contains(a)).collect();
     if by_policy != repo_order {
-        eprintln!(
+        errln!(
             "deploy-runner: warning: accounts.json orders the accounts {} but the policy deploys {}; the policy wins",
             repo_order.join(" -> "),
             by_policy.join(" -> ")
@@ -142,15 +142,15 @@ fn warn_on_order_mismatch(deploy_order: &[&str], report: &ChangeReport) {
 }
 
 fn print_changes(report: &ChangeReport) {
-    eprintln!("changes {}..{}", short(&report.base), short(&report.head));
+    errln!("changes {}..{}", short(&report.base), short(&report.head));
     for unit in &report.units {
-        eprintln!("  {:<8} {:<10} {:<50} {}", unit.account, unit.change.as_str(), unit.path, unit.reasons.join(", "));
+        errln!("  {:<8} {:<10} {:<50} {}", unit.account, unit.change.as_str(), unit.path, unit.reasons.join(", "));
     }
     for skipped in &report.skipped {
-        eprintln!("  skipped             {:<50} {}", skipped.path, skipped.reason);
+        errln!("  skipped             {:<50} {}", skipped.path, skipped.reason);
     }
     for warning in &report.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
 }
 
@@ -161,7 +161,7 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         Some(policy) => {
             let from_policy = &policy.document().apply_refs;
             if !args.apply_refs.is_empty() && &args.apply_refs != from_policy {
-                eprintln!(
+                errln!(
                     "deploy-runner: warning: --apply-ref is for the AWS backend; the local backend applies on the \
                      policy's apply_refs ({})",
                     from_policy.join(", ")
@@ -201,12 +201,12 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
                              "base": report.base, "head": report.head, "changes": report, "plan": null,
                              "apply": null, "applied": false});
     if report.units.is_empty() {
-        eprintln!("\nno units selected: nothing to plan or apply");
+        errln!("\nno units selected: nothing to plan or apply");
         summary["succeeded"] = json!(true);
         return finish(&args, &summary, None);
     }
 
-    eprintln!("\n== plan: {} unit(s) at {} ==", report.units.len(), short(&report.head));
+    errln!("\n== plan: {} unit(s) at {} ==", report.units.len(), short(&report.head));
     let pipeline = Pipeline { args: &args, backend: &backend, report: &report, repo_url: &repo_url, ci_id, stamp };
     let plan = pipeline.stage(RolloutMode::Plan)?;
     summary["plan"] = serde_json::to_value(&plan)?;
@@ -219,18 +219,18 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     let applies = args.event == CiEvent::Push && apply_refs.contains(&args.branch);
     if !plan.succeeded() || !applies {
         if !applies {
-            eprintln!("\nno apply: {event} of {} is not a push to an apply ref", args.branch);
+            errln!("\nno apply: {event} of {} is not a push to an apply ref", args.branch);
         } else {
-            eprintln!("\nno apply: a plan did not succeed");
+            errln!("\nno apply: a plan did not succeed");
         }
         summary["succeeded"] = json!(plan.succeeded());
         return finish(&args, &summary, Some(&plan));
     }
 
-    eprintln!("\n== apply: deploy order, at the planned commit {} ==", report.head);
+    errln!("\n== apply: deploy order, at the planned commit {} ==", report.head);
     let apply = pipeline.stage(RolloutMode::Apply)?;
     if !apply.succeeded() && !apply.run_id.is_empty() {
-        eprintln!("resume after the fix with: deploy-runner resume --run {}", apply.run_id);
+        errln!("resume after the fix with: deploy-runner resume --run {}", apply.run_id);
     }
     summary["apply"] = serde_json::to_value(&apply)?;
     summary["applied"] = json!(apply.succeeded());
@@ -270,11 +270,7 @@ fn finish(args: &CiArgs, summary: &Value, last_stage: Option<&RolloutReport>) ->
     if resolve_format(args.format) == Format::Json {
         print_json(summary)?;
     } else {
-        println!(
-            "\nci {}: {}",
-            summary["branch"].as_str().unwrap_or(""),
-            if succeeded { "succeeded" } else { "FAILED" }
-        );
+        outln!("\nci {}: {}", summary["branch"].as_str().unwrap_or(""), if succeeded { "succeeded" } else { "FAILED" });
     }
     Ok(match last_stage {
         _ if succeeded => ExitCode::SUCCESS,

@@ -24,14 +24,15 @@ pub fn run(args: DescribeArgs) -> anyhow::Result<ExitCode> {
             print_json(&serde_json::json!({ "common_fields": ["actor", "request_id (optional)"], "actions": actions }))?
         }
         Format::Text => {
-            println!(
-                "Every request has `action` and `actor` (1-128 printable characters), and an optional `request_id`.\n"
+            outln!(
+                "Every request has `action` and `actor` (a login: ^[A-Za-z0-9][A-Za-z0-9_-]{{0,63}}$, optionally \
+                 followed by [bot]), and an optional `request_id`.\n"
             );
-            println!("{:<16} {:<22} {:<48} WHAT IT DOES", "ACTION", "CONTAINER", "FIELDS");
+            outln!("{:<16} {:<22} {:<48} WHAT IT DOES", "ACTION", "CONTAINER", "FIELDS");
             for a in Action::ALL {
                 let containers: Vec<&str> = a.containers().iter().map(|c| c.as_str()).collect();
                 let containers = if containers.is_empty() { "- (invoker)".to_owned() } else { containers.join(" or ") };
-                println!("{:<16} {:<22} {:<48} {}", a.as_str(), containers, a.fields().join(", "), a.summary());
+                outln!("{:<16} {:<22} {:<48} {}", a.as_str(), containers, a.fields().join(", "), a.summary());
             }
         }
     }

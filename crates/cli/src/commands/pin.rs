@@ -18,7 +18,7 @@ pub fn pin_rollout(rollout: &mut Rollout) -> anyhow::Result<()> {
             return Ok(());
         }
         let commit = resolve_branch(&repo, git_ref)?;
-        eprintln!("deploy-runner: pinned {git_ref} to {commit}: every wave and every resume runs this commit");
+        errln!("deploy-runner: pinned {git_ref} to {commit}: every wave and every resume runs this commit");
         *git_ref = commit;
         Ok(())
     };

@@ -17,17 +17,17 @@ pub fn unit_counts(unit: &serde_json::Value) -> Option<String> {
 
 /// Prints a rollout's summary table on stderr: one line per unit (or per wave without units).
 pub fn print_summary(title: &str, report: &RolloutReport) {
-    eprintln!("\n{title}: {} {}", report.outcome, report.run_id);
+    errln!("\n{title}: {} {}", report.outcome, report.run_id);
     if let Some(message) = &report.message {
-        eprintln!("  {message}");
+        errln!("  {message}");
     }
     for wave in &report.waves {
         if wave.units.is_empty() {
-            eprintln!("  {:<8} {:<12} -", wave.account, wave.status);
+            errln!("  {:<8} {:<12} -", wave.account, wave.status);
         }
         for unit in &wave.units {
             let counts = unit_counts(unit).unwrap_or_default();
-            eprintln!(
+            errln!(
                 "  {:<8} {:<12} {:<13} {:<10} {:<50} {counts}",
                 wave.account,
                 wave.status,
@@ -64,7 +64,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<ExitCode> {
     let run_id = format!("rollout-{}-{}", unix_seconds(), std::process::id());
     let report = backend.rollout(&request, &run_id)?;
     print_summary("rollout", &report);
-    println!("{}", serde_json::to_string(&report)?);
+    outln!("{}", deploy_runner_gate::text::to_json_string(&report)?);
     Ok(exit_for(&report))
 }
 
@@ -80,13 +80,13 @@ pub fn resume(args: RunArgs) -> anyhow::Result<ExitCode> {
     let backend = Backend::from_args(&args.backend)?;
     let report = backend.resume(&args.backend.actor, &args.run_id)?;
     print_summary("resume", &report);
-    println!("{}", serde_json::to_string(&report)?);
+    outln!("{}", deploy_runner_gate::text::to_json_string(&report)?);
     Ok(exit_for(&report))
 }
 
 /// `deploy-runner status --run RUN`.
 pub fn status(args: RunArgs) -> anyhow::Result<ExitCode> {
     let backend = Backend::from_args(&args.backend)?;
-    println!("{}", serde_json::to_string_pretty(&backend.status(&args.backend.actor, &args.run_id)?)?);
+    outln!("{}", deploy_runner_gate::text::to_json_string_pretty(&backend.status(&args.backend.actor, &args.run_id)?)?);
     Ok(ExitCode::SUCCESS)
 }

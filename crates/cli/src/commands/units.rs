@@ -23,11 +23,11 @@ pub fn run(args: UnitsArgs) -> anyhow::Result<ExitCode> {
     };
     let answer = units_reading(Arc::new(snapshot), &query)?;
     for warning in &answer.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     match resolve_format(args.format) {
         Format::Json => print_json(&serde_json::json!({ "units": answer.units }))?,
-        Format::Text => answer.units.iter().for_each(|u| println!("{u}")),
+        Format::Text => answer.units.iter().for_each(|u| outln!("{u}")),
     }
     Ok(ExitCode::SUCCESS)
 }
