@@ -131,10 +131,15 @@ pub struct RepoAllowList {
 }
 
 impl RepoAllowList {
-    /// True when `repo` equals an exact entry or, for URLs with a scheme, fully matches a regex entry.
+    /// True when `repo` equals an exact entry or, for URLs with a scheme, fully matches a regex entry; an SSH remote
+    /// (`git@HOST:PATH`, `ssh://git@HOST/PATH`) is also allowed when its `https://HOST/PATH` is
+    /// ([`syntax::ssh_to_https`]).
     pub fn allows(&self, repo: &str) -> bool {
-        self.exact.iter().any(|e| e == repo)
-            || (syntax::has_url_scheme(repo) && self.regex.iter().any(|re| re.is_match(repo)))
+        let matches = |candidate: &str| {
+            self.exact.iter().any(|e| e == candidate)
+                || (syntax::has_url_scheme(candidate) && self.regex.iter().any(|re| re.is_match(candidate)))
+        };
+        matches(repo) || syntax::ssh_to_https(repo).is_some_and(|https| matches(&https))
     }
 }
 

@@ -147,13 +147,58 @@ pub fn check_repo_shape(repo: &str) -> Result<(), &'static str> {
     if repo.contains("::") {
         return Err("uses a git remote-helper transport ('::')");
     }
-    if let Some((_, rest)) = repo.split_once("://") {
-        let authority = rest.split('/').next().unwrap_or_default();
-        if authority.contains('@') {
+    if let Some((scheme, rest)) = repo.split_once("://") {
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        // `ssh://git@host/...` is how SSH remotes are written; any other user info is a credential or a trick.
+        let ssh_git_user = scheme == "ssh" && authority.strip_prefix("git@").is_some_and(|host| !host.contains('@'));
+        if authority.contains('@') && !ssh_git_user {
             return Err("carries user info ('user@') in the URL");
+        }
+        if !path_is_clean(path) {
+            return Err("has an empty, '.' or '..' path segment");
+        }
+    } else if let Some((_, path)) = scp_like(repo) {
+        if !path_is_clean(path) {
+            return Err("has an empty, '.' or '..' path segment");
         }
     }
     Ok(())
+}
+
+/// True when every `/`-separated segment of a URL path is a real name: no `//`, `.` or `..`, which a server would
+/// normalise to another repository than the text the allow-list saw. (A trailing `/` is an empty segment too.)
+fn path_is_clean(path: &str) -> bool {
+    path.is_empty() || path.split('/').all(|segment| !segment.is_empty() && segment != "." && segment != "..")
+}
+
+/// The host and path of an scp-like SSH remote, `user@host:path`, as git reads it (no `://`, a `:` before any `/`).
+fn scp_like(repo: &str) -> Option<(&str, &str)> {
+    if repo.contains("://") {
+        return None;
+    }
+    let (authority, path) = repo.split_once(':')?;
+    if authority.contains('/') {
+        return None;
+    }
+    Some((authority, path))
+}
+
+/// The one normalisation the allow-list applies: the two ways git names a repository over SSH, `git@HOST:PATH`
+/// and `ssh://git@HOST/PATH`, are the repository `https://HOST/PATH`. Nothing else changes: no case folding, no
+/// `.git` stripping, no other user, no port. `None` when `repo` is not one of those two forms.
+pub fn ssh_to_https(repo: &str) -> Option<String> {
+    let (host, path) = match repo.strip_prefix("ssh://") {
+        Some(rest) => rest.strip_prefix("git@")?.split_once('/')?,
+        None => {
+            let (authority, path) = scp_like(repo)?;
+            (authority.strip_prefix("git@")?, path)
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && !host.starts_with(['.', '-']);
+    let path_ok = !path.is_empty() && !path.starts_with(['/', '-']) && path_is_clean(path);
+    (host_ok && path_ok).then(|| format!("https://{host}/{path}"))
 }
 
 /// The repo with any URL user info replaced by `***`, so credentials never reach a message or a log.
@@ -341,6 +386,7 @@ mod tests {
         let ok = [
             "https://github.com/acme/infrastructure-live.git",
             "git@github.com:acme/infrastructure-live.git",
+            "ssh://git@github.com/acme/infrastructure-live.git",
             "file:///srv/git/live.git",
             "/srv/git/live.git",
         ];
@@ -361,11 +407,43 @@ mod tests {
             "fd::3",
             "--upload-pack=touch /tmp/x",
             "-u",
+            "ssh://git:pw@github.com/acme/x.git",
+            "ssh://evil@github.com/acme/x.git",
+            "https://git@github.com/acme/x.git",
+            "https://github.com/acme/../evil/x.git",
+            "https://github.com/acme/./x.git",
+            "https://github.com//acme/x.git",
+            "git@github.com:acme/../evil/x.git",
         ];
         for r in bad {
             assert!(check_repo_shape(r).is_err(), "{r:?} must be rejected");
         }
         assert!(check_repo_shape(&"a".repeat(513)).is_err());
+    }
+
+    #[test]
+    fn ssh_forms_name_their_https_repository() {
+        let https = Some("https://github.com/acme/x.git".to_owned());
+        assert_eq!(ssh_to_https("git@github.com:acme/x.git"), https);
+        assert_eq!(ssh_to_https("ssh://git@github.com/acme/x.git"), https);
+        for other in [
+            "https://github.com/acme/x.git",
+            "file:///srv/x.git",
+            "/srv/x.git",
+            "root@github.com:acme/x.git",
+            "ssh://root@github.com/acme/x.git",
+            "ssh://git@github.com:22/acme/x.git",
+            "ssh://github.com/acme/x.git",
+            "git@github.com:/acme/x.git",
+            "git@github.com:-acme/x.git",
+            "git@github.com:acme/../x.git",
+            "git@:acme/x.git",
+            "git@-evil.com:acme/x.git",
+            "git@git@github.com:acme/x.git",
+        ] {
+            assert_eq!(ssh_to_https(other), None, "{other}");
+        }
+        assert_eq!(ssh_to_https("git@GitHub.com:Acme/x.git").as_deref(), Some("https://GitHub.com/Acme/x.git"));
     }
 
     #[test]

@@ -29,7 +29,9 @@ struct Oracle {
 fn oracle() -> &'static Oracle {
     static ORACLE: OnceLock<Oracle> = OnceLock::new();
     ORACLE.get_or_init(|| Oracle {
-        app_repo: Regex::new(r"^https://github\.com/acme/svc-[a-z0-9-]+\.git$").expect("re"),
+        // The SSH spellings of the same host and path are the same repository (the one normalisation).
+        app_repo: Regex::new(r"^(https://github\.com/|git@github\.com:|ssh://git@github\.com/)acme/svc-[a-z0-9-]+\.git$")
+            .expect("re"),
         path: Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*){0,31}$").expect("re"),
         guards: vec![
             Regex::new(r"^.+/ecs-deploy-runner(/.+)?$").expect("re"),
@@ -59,7 +61,8 @@ impl Oracle {
         let action = s("action");
         let repo_ok = match action {
             "build-image" => self.app_repo.is_match(s("repo")),
-            _ => s("repo") == LIVE,
+            _ => [LIVE, "git@github.com:acme/infrastructure-live.git", "ssh://git@github.com/acme/infrastructure-live.git"]
+                .contains(&s("repo")),
         };
         let apply_class =
             matches!(action, "apply" | "destroy" | "update-variable") || (action == "rollout" && s("mode") == "apply");
@@ -110,6 +113,10 @@ const REPOS: &[&str] = &[
     "https://github.com/acme/svc-a.git/x",
     "https://x@github.com/acme/infrastructure-live.git",
     "git@github.com:acme/infrastructure-live.git",
+    "ssh://git@github.com/acme/infrastructure-live.git",
+    "git@github.com.evil.com:acme/infrastructure-live.git",
+    "ssh://root@github.com/acme/infrastructure-live.git",
+    "git@github.com:acme/svc-orders.git",
     "ext::sh -c id",
     "file:///etc",
     "--upload-pack=id",

@@ -30,6 +30,16 @@ pub fn tool_credential_env(read_token: &str) -> [(&'static str, String); 4] {
     ]
 }
 
+/// The URL to clone `repo` from with `credentials`: an SSH remote (CircleCI's `git@github.com:org/repo.git`) is the
+/// same repository as its `https://` form (the gate's one normalisation), and a deployment with a token and no
+/// SSH key clones it that way. Everything else is cloned as written.
+pub fn clone_url(repo: &str, credentials: &Credentials) -> String {
+    match deploy_runner_gate::syntax::ssh_to_https(repo) {
+        Some(https) if credentials.ssh.is_none() && credentials.token.is_some() => https,
+        _ => repo.to_owned(),
+    }
+}
+
 /// A git failure, with git's output already masked.
 #[derive(Debug, thiserror::Error)]
 #[error("git {operation} failed: {output}")]
@@ -345,6 +355,18 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssh_remotes_are_cloned_over_https_with_a_token_and_no_key() {
+        let token = Credentials { token: Some("t".into()), ssh: None };
+        let key = Credentials { token: Some("t".into()), ssh: Some(("k".into(), "h".into())) };
+        let https = "https://github.com/acme/x.git";
+        assert_eq!(clone_url("git@github.com:acme/x.git", &token), https);
+        assert_eq!(clone_url("ssh://git@github.com/acme/x.git", &token), https);
+        assert_eq!(clone_url("git@github.com:acme/x.git", &key), "git@github.com:acme/x.git");
+        assert_eq!(clone_url("git@github.com:acme/x.git", &Credentials::default()), "git@github.com:acme/x.git");
+        assert_eq!(clone_url("file:///srv/x.git", &token), "file:///srv/x.git");
+    }
 
     #[test]
     fn a_sealed_clone_cannot_fetch() {

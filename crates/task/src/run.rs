@@ -164,7 +164,9 @@ impl Task {
     /// A new clone of `url` in the work dir; its fetches use the read-only credentials (or, in deployments from
     /// before the split, the only ones there are).
     fn open_repo(&self, url: &str, name: &str) -> Result<Repo, TaskError> {
-        Ok(Repo::init(&self.workdir.join(name), url, self.env.git.fetch(), self.masker.clone())?)
+        let credentials = self.env.git.fetch();
+        let url = crate::git::clone_url(url, &credentials);
+        Ok(Repo::init(&self.workdir.join(name), &url, credentials, self.masker.clone())?)
     }
 
     /// Fetches `git_ref` (a branch or full SHA) and returns its commit. `history` fetches everything reachable
