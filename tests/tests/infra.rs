@@ -283,6 +283,8 @@ fn no_policy_grants_wildcard_actions_or_needless_wildcard_resources() {
         policies.keys().collect::<Vec<_>>(),
         [
             "applier_task",
+            "approver",
+            "approvers",
             "ci",
             "image_builder_task",
             "invoker",
@@ -386,9 +388,24 @@ fn the_invoker_and_notifier_roles_grant_exactly_what_the_adapters_call() {
     // RunTask with tags needs TagResource, and the task's roles are passed to ECS.
     let mut invoker = actions_called_in(&["lib.rs", "sfn.rs"]);
     assert!(invoker.contains("ecs:RunTask") && invoker.contains("states:StartExecution"), "{invoker:?}");
+    // Answering approvals is the approvals entry point's alone (crates/control: EntryPoint): CI's never does.
+    let answers = set(&["states:SendTaskSuccess", "states:SendTaskFailure"]);
+    assert!(answers.is_subset(&invoker), "the adapter answers task tokens");
+    invoker.retain(|action| !answers.contains(action));
     invoker.extend(set(&["ecs:TagResource", "iam:PassRole"]));
     invoker.extend(write_own_logs.clone());
     assert_eq!(granted_actions(&policies["invoker"]), invoker);
+    // The approver finds the rollout's waiting approval and answers it, nothing more.
+    let mut approver = set(&["states:DescribeExecution", "states:GetExecutionHistory"]);
+    approver.extend(answers);
+    approver.extend(write_own_logs.clone());
+    assert_eq!(granted_actions(&policies["approver"]), approver);
+    let approvers = grants(&policies["approvers"]);
+    assert_eq!(approvers.len(), 1);
+    assert_eq!(approvers[0].0, ["lambda:InvokeFunction"]);
+    assert_eq!(approvers[0].1, [format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:deploy-runner-approver")]);
+    let ci = grants(&policies["ci"]);
+    assert!(ci.iter().all(|(_, resources)| resources.iter().all(|r| !r.contains("approver"))), "CI can't approve");
 
     let mut notifier = actions_called_in(&["secrets.rs"]);
     notifier.extend(write_own_logs);

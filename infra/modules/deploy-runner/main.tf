@@ -96,6 +96,7 @@ resource "aws_cloudwatch_log_group" "this" {
   for_each = {
     tasks    = module.render.names.task_log_group
     invoker  = module.render.names.invoker_log_group
+    approver = module.render.names.approver_log_group
     notifier = module.render.names.notifier_log_group
   }
   name              = each.value
@@ -109,6 +110,7 @@ resource "aws_cloudwatch_log_group" "this" {
 locals {
   roles = {
     invoker            = { trust = "lambda", policy = "invoker" }
+    approver           = { trust = "lambda", policy = "approver" }
     notifier           = { trust = "lambda", policy = "notifier" }
     state_machine      = { trust = "states", policy = "state_machine" }
     task_execution     = { trust = "ecs_tasks", policy = "task_execution" }
@@ -154,6 +156,21 @@ resource "aws_iam_role_policy" "ci" {
   policy   = module.render.iam_policies_json.ci
 }
 
+# Who may approve or reject a rollout's wave: only these principals can invoke the approvals entry point.
+resource "aws_iam_role_policy" "approvers" {
+  for_each = toset(var.approver_role_names)
+  name     = "approve-${var.name}-rollouts"
+  role     = each.value
+  policy   = module.render.iam_policies_json.approvers
+}
+
+resource "aws_iam_user_policy" "approvers" {
+  for_each = toset(var.approver_user_names)
+  name     = "approve-${var.name}-rollouts"
+  user     = each.value
+  policy   = module.render.iam_policies_json.approvers
+}
+
 # ---- ECS ------------------------------------------------------------------------------------------------------
 
 resource "aws_ecs_cluster" "this" {
@@ -194,6 +211,14 @@ locals {
       zip         = var.invoker_zip
       memory_size = 256
       environment = { DEPLOY_RUNNER_CONFIG = module.render.invoker_config_json }
+    }
+    # The same code as the approvals entry point: it answers approve and reject only, and only approvers may
+    # invoke it (CI's credential can't).
+    approver = {
+      description = "deploy-runner: answers rollout approvals (approve, reject) for the approvers"
+      zip         = var.invoker_zip
+      memory_size = 256
+      environment = merge({ DEPLOY_RUNNER_CONFIG = module.render.invoker_config_json }, module.render.approver_environment)
     }
     notifier = {
       description = "deploy-runner: tells Slack about rollouts and approvals"

@@ -8,6 +8,16 @@ output "invoker_function_arn" {
   value       = aws_lambda_function.this["invoker"].arn
 }
 
+output "approver_function_name" {
+  description = "What approvers pass as `deploy-runner approve|reject --function-name`."
+  value       = aws_lambda_function.this["approver"].function_name
+}
+
+output "approver_function_arn" {
+  description = "The approvals entry point (approvers may invoke it; CI may not)."
+  value       = aws_lambda_function.this["approver"].arn
+}
+
 output "notifier_function_arn" {
   description = "The notifier's ARN."
   value       = aws_lambda_function.this["notifier"].arn

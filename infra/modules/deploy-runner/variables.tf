@@ -235,3 +235,15 @@ variable "ci_role_names" {
   type        = list(string)
   default     = []
 }
+
+variable "approver_role_names" {
+  description = "Existing roles (e.g. your SSO role for release leads) allowed to approve and reject rollout waves: they may invoke the approvals entry point, nothing else. CI's principals must not be among them."
+  type        = list(string)
+  default     = []
+}
+
+variable "approver_user_names" {
+  description = "Existing IAM users allowed to approve and reject rollout waves (prefer approver_role_names)."
+  type        = list(string)
+  default     = []
+}

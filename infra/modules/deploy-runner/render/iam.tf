@@ -8,6 +8,8 @@ locals {
   wildcard_resource_actions = {
     "ecr:GetAuthorizationToken" = "registry login tokens are account-wide; ECR has no resource type for them"
     "ecs:ListTasks"             = "ListTasks names no task resource; the ecs:cluster condition confines it to our cluster"
+    "states:SendTaskSuccess"    = "a task token is not a resource: AWS defines no resource type for answering one"
+    "states:SendTaskFailure"    = "a task token is not a resource: AWS defines no resource type for answering one"
   }
 
   # Writing a Lambda's own logs into the log group the module creates for it.
@@ -17,6 +19,12 @@ locals {
       Effect   = "Allow"
       Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
       Resource = ["${local.arns.invoker_log_group}:log-stream:*"]
+    }
+    approver = {
+      Sid      = "WriteOwnLogs"
+      Effect   = "Allow"
+      Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+      Resource = ["${local.arns.approver_log_group}:log-stream:*"]
     }
     notifier = {
       Sid      = "WriteOwnLogs"
@@ -73,7 +81,7 @@ locals {
   ])
 
   iam_policies = {
-    # CI's machine user (or role): invoke the invoker, nothing else.
+    # CI's machine user (or role): invoke the invoker, nothing else. Not the approver: CI can't approve.
     ci = {
       Version = "2012-10-17"
       Statement = [{
@@ -82,6 +90,39 @@ locals {
         Action   = ["lambda:InvokeFunction"]
         Resource = [local.arns.invoker]
       }]
+    }
+
+    # The approvers (people, or their SSO roles): invoke the approvals entry point, nothing else.
+    approvers = {
+      Version = "2012-10-17"
+      Statement = [{
+        Sid      = "InvokeTheApproverOnly"
+        Effect   = "Allow"
+        Action   = ["lambda:InvokeFunction"]
+        Resource = [local.arns.approver]
+      }]
+    }
+
+    # The approvals entry point: find a rollout's waiting approval and answer its task token. Nothing else; it
+    # starts nothing.
+    approver = {
+      Version = "2012-10-17"
+      Statement = [
+        {
+          Sid      = "FollowRollouts"
+          Effect   = "Allow"
+          Action   = ["states:DescribeExecution", "states:GetExecutionHistory"]
+          Resource = [local.arns.executions]
+        },
+        {
+          # Task tokens have no resource type: "*" is the only resource these actions accept (see above).
+          Sid      = "AnswerApprovals"
+          Effect   = "Allow"
+          Action   = ["states:SendTaskSuccess", "states:SendTaskFailure"]
+          Resource = ["*"]
+        },
+        local.lambda_log_statement.approver,
+      ]
     }
 
     invoker = {
@@ -121,13 +162,6 @@ locals {
           Effect   = "Allow"
           Action   = ["states:DescribeExecution", "states:GetExecutionHistory"]
           Resource = [local.arns.executions]
-        },
-        {
-          # Approve/reject answer the approval state's task token.
-          Sid      = "AnswerApprovals"
-          Effect   = "Allow"
-          Action   = ["states:SendTaskSuccess", "states:SendTaskFailure"]
-          Resource = [local.arns.state_machine]
         },
         local.lambda_log_statement.invoker,
       ]

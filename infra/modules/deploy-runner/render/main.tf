@@ -4,10 +4,12 @@ locals {
   names = {
     cluster            = var.name
     invoker            = "${var.name}-invoker"
+    approver           = "${var.name}-approver"
     notifier           = "${var.name}-notifier"
     state_machine      = "${var.name}-rollouts"
     task_log_group     = "/deploy-runner/${var.name}/tasks"
     invoker_log_group  = "/aws/lambda/${var.name}-invoker"
+    approver_log_group = "/aws/lambda/${var.name}-approver"
     notifier_log_group = "/aws/lambda/${var.name}-notifier"
     task_families = {
       planner       = "${var.name}-planner"
@@ -16,6 +18,7 @@ locals {
     }
     roles = {
       invoker            = "${var.name}-invoker"
+      approver           = "${var.name}-approver"
       notifier           = "${var.name}-notifier"
       state_machine      = "${var.name}-state-machine"
       task_execution     = "${var.name}-task-execution"
@@ -30,11 +33,13 @@ locals {
     cluster            = "${local.arn_prefix}:ecs:${var.region}:${var.account_id}:cluster/${local.names.cluster}"
     tasks_in_cluster   = "${local.arn_prefix}:ecs:${var.region}:${var.account_id}:task/${local.names.cluster}/*"
     invoker            = "${local.arn_prefix}:lambda:${var.region}:${var.account_id}:function:${local.names.invoker}"
+    approver           = "${local.arn_prefix}:lambda:${var.region}:${var.account_id}:function:${local.names.approver}"
     notifier           = "${local.arn_prefix}:lambda:${var.region}:${var.account_id}:function:${local.names.notifier}"
     state_machine      = "${local.arn_prefix}:states:${var.region}:${var.account_id}:stateMachine:${local.names.state_machine}"
     executions         = "${local.arn_prefix}:states:${var.region}:${var.account_id}:execution:${local.names.state_machine}:*"
     task_log_group     = "${local.arn_prefix}:logs:${var.region}:${var.account_id}:log-group:${local.names.task_log_group}"
     invoker_log_group  = "${local.arn_prefix}:logs:${var.region}:${var.account_id}:log-group:${local.names.invoker_log_group}"
+    approver_log_group = "${local.arn_prefix}:logs:${var.region}:${var.account_id}:log-group:${local.names.approver_log_group}"
     notifier_log_group = "${local.arn_prefix}:logs:${var.region}:${var.account_id}:log-group:${local.names.notifier_log_group}"
     ecs_events_rule    = "${local.arn_prefix}:events:${var.region}:${var.account_id}:rule/StepFunctionsGetEventsForECSTaskRule"
     # Any revision of our three families: a new revision must not need an IAM change.

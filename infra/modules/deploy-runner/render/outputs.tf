@@ -13,6 +13,11 @@ output "policy_json" {
   value       = jsonencode(local.policy)
 }
 
+output "approver_environment" {
+  description = "The approvals entry point's environment besides DEPLOY_RUNNER_CONFIG."
+  value       = { DEPLOY_RUNNER_ENTRY_POINT = "approvals" }
+}
+
 output "invoker_config_json" {
   description = "DEPLOY_RUNNER_CONFIG of the invoker (null until the task definitions exist)."
   value       = local.invoker_config == null ? null : jsonencode(local.invoker_config)
