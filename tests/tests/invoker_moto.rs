@@ -78,6 +78,18 @@ async fn invoker_against_moto() {
     assert_eq!((again.run_id.as_deref(), again.task_arn.as_deref()), (Some(run_id.as_str()), Some(task_arn.as_str())));
     assert_eq!(count().await, 1);
 
+    // The same request_id with another request (the plan claimed the id CI uses for its apply): refused, never
+    // answered with the plan's task, no applier started; the audit line says so and names no task.
+    let mut apply = plan("gh-2-1");
+    apply["action"] = json!("apply");
+    apply["ref"] = json!("main");
+    let (claimed, audit) = invoker.handle(apply.to_string().as_bytes(), b"moto").await;
+    assert_eq!((claimed.decision.as_str(), claimed.reason.as_str()), ("deny", "request_id_conflict"), "{claimed:?}");
+    assert_eq!((claimed.task_arn, claimed.run_id), (None, None));
+    assert_eq!((audit.decision.as_str(), audit.reason.as_str(), audit.task_arn.as_str()), ("deny", "request_id_conflict", ""));
+    assert_eq!(audit.action, "apply");
+    assert_eq!(count().await, 1, "no applier task");
+
     // Status, from what ECS says: exit 0, exit 1, and STOPPED with no exit code (a failure).
     let status = json!({"action": "status", "actor": "ci", "run_id": run_id});
     for (exit, outcome) in [(json!(0), "succeeded"), (json!(1), "failed"), (Value::Null, "failed")] {

@@ -341,6 +341,12 @@ impl Backend {
 }
 
 fn report_answer(answer: &Value) -> anyhow::Result<u8> {
+    if answer["reason"] == "entry_point_denied" {
+        errln!(
+            "deploy-runner: approve and reject go to the approvals function, which CI's credential can't invoke: \
+             --function-name <name>-approver (terraform output approver_function_name)"
+        );
+    }
     outln!("{}", deploy_runner_gate::text::to_json_string_pretty(answer)?);
     Ok(match answer["decision"].as_str() {
         Some("allow") => 0,

@@ -255,12 +255,30 @@ impl Pipeline<'_> {
     fn stage(&self, mode: RolloutMode) -> anyhow::Result<RolloutReport> {
         let name = mode.as_str();
         let request_id = self.ci_id.as_ref().map(|id| format!("{id}-{name}"));
-        let request = rollout_request(&self.args.backend.actor, request_id, self.repo_url, self.report, mode);
-        let report = self.backend.rollout(&request, &format!("ci-{name}-{}", self.stamp))?;
+        let request = rollout_request(&self.args.backend.actor, request_id.clone(), self.repo_url, self.report, mode);
+        let mut report = self.backend.rollout(&request, &format!("ci-{name}-{}", self.stamp))?;
+        // CI's request ids are predictable, so someone holding CI's credential could claim one first with another
+        // request. The control plane refuses to pass that off as ours; asking again under a fresh id defeats the
+        // squat (a genuine retry of this job is the same request, and finds its run instead).
+        if let (Some(id), Some(message)) = (&request_id, &report.message) {
+            if report.outcome == "denied" && message.starts_with("request_id_conflict") {
+                let fresh = format!("{id}-{}", unique_suffix());
+                errln!("deploy-runner: warning: request_id {id} names another request; asking again as {fresh}");
+                let retry =
+                    rollout_request(&self.args.backend.actor, Some(fresh), self.repo_url, self.report, mode);
+                report = self.backend.rollout(&retry, &format!("ci-{name}-{}", self.stamp))?;
+            }
+        }
         print_summary(name, &report);
         notify(self.args, self.repo_url, name, &report);
         Ok(report)
     }
+}
+
+/// A suffix no one can guess ahead of time: the clock's nanoseconds and this process's id.
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{:x}{:x}", nanos, std::process::id())
 }
 
 /// Prints the summary; the exit status comes from the last stage that ran (`None`: nothing to run): 0, 1 when a
