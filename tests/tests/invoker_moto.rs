@@ -86,7 +86,10 @@ async fn invoker_against_moto() {
     let (claimed, audit) = invoker.handle(apply.to_string().as_bytes(), b"moto").await;
     assert_eq!((claimed.decision.as_str(), claimed.reason.as_str()), ("deny", "request_id_conflict"), "{claimed:?}");
     assert_eq!((claimed.task_arn, claimed.run_id), (None, None));
-    assert_eq!((audit.decision.as_str(), audit.reason.as_str(), audit.task_arn.as_str()), ("deny", "request_id_conflict", ""));
+    assert_eq!(
+        (audit.decision.as_str(), audit.reason.as_str(), audit.task_arn.as_str()),
+        ("deny", "request_id_conflict", "")
+    );
     assert_eq!(audit.action, "apply");
     assert_eq!(count().await, 1, "no applier task");
 

@@ -30,8 +30,10 @@ fn oracle() -> &'static Oracle {
     static ORACLE: OnceLock<Oracle> = OnceLock::new();
     ORACLE.get_or_init(|| Oracle {
         // The SSH spellings of the same host and path are the same repository (the one normalisation).
-        app_repo: Regex::new(r"^(https://github\.com/|git@github\.com:|ssh://git@github\.com/)acme/svc-[a-z0-9-]+\.git$")
-            .expect("re"),
+        app_repo: Regex::new(
+            r"^(https://github\.com/|git@github\.com:|ssh://git@github\.com/)acme/svc-[a-z0-9-]+\.git$",
+        )
+        .expect("re"),
         path: Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*){0,31}$").expect("re"),
         guards: vec![
             Regex::new(r"^.+/ecs-deploy-runner(/.+)?$").expect("re"),
@@ -61,8 +63,12 @@ impl Oracle {
         let action = s("action");
         let repo_ok = match action {
             "build-image" => self.app_repo.is_match(s("repo")),
-            _ => [LIVE, "git@github.com:acme/infrastructure-live.git", "ssh://git@github.com/acme/infrastructure-live.git"]
-                .contains(&s("repo")),
+            _ => [
+                LIVE,
+                "git@github.com:acme/infrastructure-live.git",
+                "ssh://git@github.com/acme/infrastructure-live.git",
+            ]
+            .contains(&s("repo")),
         };
         let apply_class =
             matches!(action, "apply" | "destroy" | "update-variable") || (action == "rollout" && s("mode") == "apply");

@@ -264,8 +264,7 @@ impl Pipeline<'_> {
             if report.outcome == "denied" && message.starts_with("request_id_conflict") {
                 let fresh = format!("{id}-{}", unique_suffix());
                 errln!("deploy-runner: warning: request_id {id} names another request; asking again as {fresh}");
-                let retry =
-                    rollout_request(&self.args.backend.actor, Some(fresh), self.repo_url, self.report, mode);
+                let retry = rollout_request(&self.args.backend.actor, Some(fresh), self.repo_url, self.report, mode);
                 report = self.backend.rollout(&retry, &format!("ci-{name}-{}", self.stamp))?;
             }
         }
