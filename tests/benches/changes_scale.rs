@@ -24,11 +24,14 @@ fn git(dir: &Path, args: &[&str]) -> String {
 /// Builds the CLI (release for figures; the already-built debug profile for the smoke run) and returns its path.
 fn cli_binary(release: bool) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut args = vec!["build", "--quiet", "-p", "deploy-runner-cli"];
-    if release {
-        args.push("--release");
-    }
-    let status = Command::new(env!("CARGO")).args(&args).current_dir(&root).status().expect("cargo build");
+    // The debug smoke run builds what the tests build (the whole workspace's binaries: the same features, so
+    // nothing is rebuilt); the release figures build only the CLI.
+    let args: &[&str] = if release {
+        &["build", "--quiet", "--release", "-p", "deploy-runner-cli"]
+    } else {
+        &["build", "--quiet", "--workspace", "--bins"]
+    };
+    let status = Command::new(env!("CARGO")).args(args).current_dir(&root).status().expect("cargo build");
     assert!(status.success());
     // This binary lives in <target>/<profile>/deps; the CLI of the same profile sits in <target>/<profile>.
     let exe = std::env::current_exe().expect("current exe");

@@ -8,6 +8,7 @@ mod common;
 use common::lambda_watch::InvokerWatch;
 use common::moto::{enable_step_functions, invoker_config_json, sdk_config, start_moto, Moto};
 use common::*;
+use deploy_runner_control::runid::claim_of;
 use deploy_runner_rollout::asl::{definition, MachineSettings, TASK_STATE};
 use serde_json::{json, Value};
 
@@ -17,6 +18,7 @@ const REPO_URL: &str = "https://github.com/acme/infrastructure-live.git";
 /// definition) in `failing_apply_account`, which exits 1. Notifications become Pass states (no notifier here).
 fn scripted_definition(moto: &Moto, failing_apply_account: Option<&str>) -> String {
     let mut machine = definition(&MachineSettings {
+        partition: "aws".into(),
         cluster_arn: moto.setup["cluster_arn"].as_str().expect("cluster").to_owned(),
         container_name: "runner".into(),
         subnets: vec![moto.setup["subnet"].as_str().expect("subnet").to_owned()],
@@ -170,7 +172,7 @@ fn ci_on_aws_plans_applies_in_deploy_order_halts_on_a_failed_account_and_resumes
     assert!(rollouts.iter().all(|a| a["decision"] == "allow" && a["actor"] == "octocat" && a["ref"] == head.as_str()));
     let definitions = &moto.setup["task_definitions"];
     for (audit_line, (mode, task_definition)) in rollouts.iter().zip([("plan", "planner"), ("apply", "applier")]) {
-        let input = execution_input(audit_line["run_id"].as_str().expect("run id"));
+        let input = execution_input(claim_of(audit_line["run_id"].as_str().expect("run id")));
         assert_eq!(input["rollout"]["mode"], mode);
         assert_eq!(input["rollout"]["ref"], head.as_str(), "the apply runs at the planned commit");
         let waves = input["waves"].as_array().expect("waves");
@@ -201,8 +203,9 @@ fn ci_on_aws_plans_applies_in_deploy_order_halts_on_a_failed_account_and_resumes
         .iter()
         .map(|e| e.name().to_owned())
         .collect::<Vec<_>>();
-    assert!(executions.contains(&format!("{run_id}-r2")), "resume is a second attempt: {executions:?}");
-    let resumed_input = execution_input(&format!("{run_id}-r2"));
+    let claim = claim_of(&run_id);
+    assert!(executions.contains(&format!("{claim}-r2")), "resume is a second attempt: {executions:?}");
+    let resumed_input = execution_input(&format!("{claim}-r2"));
     assert_eq!(resumed_input["completed"], json!(["dev"]), "dev is never applied twice");
     assert_eq!(resumed_input["waves"].as_array().map(Vec::len), Some(1));
 

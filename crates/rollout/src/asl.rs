@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 /// What the definition needs to know about the deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineSettings {
+    /// The AWS partition (`aws`, `aws-us-gov`, `aws-cn`): the service integrations' ARNs live in it.
+    pub partition: String,
     /// ECS cluster ARN.
     pub cluster_arn: String,
     /// The container whose command is overridden and whose exit code decides the wave (waves carry their task
@@ -43,7 +45,7 @@ fn notify(kind: &str, settings: &MachineSettings, next: &str) -> Value {
     }
     json!({
         "Type": "Task",
-        "Resource": "arn:aws:states:::lambda:invoke",
+        "Resource": format!("arn:{}:states:::lambda:invoke", settings.partition),
         "Parameters": {
             "FunctionName": settings.notifier_arn,
             "Payload": payload
@@ -69,7 +71,7 @@ pub fn definition(settings: &MachineSettings) -> Value {
             },
             "Approval": {
                 "Type": "Task",
-                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "Resource": format!("arn:{}:states:::lambda:invoke.waitForTaskToken", settings.partition),
                 "Parameters": {
                     "FunctionName": settings.notifier_arn,
                     "Payload": {"kind": "approval", "account.$": "$.wave.account", "task_token.$": "$$.Task.Token",
@@ -82,7 +84,7 @@ pub fn definition(settings: &MachineSettings) -> Value {
             },
             TASK_STATE: {
                 "Type": "Task",
-                "Resource": "arn:aws:states:::ecs:runTask.sync",
+                "Resource": format!("arn:{}:states:::ecs:runTask.sync", settings.partition),
                 "Parameters": {
                     "Cluster": settings.cluster_arn,
                     "TaskDefinition.$": "$.wave.task_definition",
@@ -145,11 +147,12 @@ pub const TERRAFORM_TEMPLATE_PATH: &str = "infra/modules/deploy-runner/render/st
 
 /// Sentinels that stand in for the deployment's values while the template is generated; each becomes a Terraform
 /// template interpolation of the same-named `templatefile` variable.
-const TEMPLATE_STRINGS: [(&str, &str); 4] = [
+const TEMPLATE_STRINGS: [(&str, &str); 5] = [
     ("__cluster_arn__", "cluster_arn"),
     ("__assign_public_ip__", "assign_public_ip"),
     ("__notifier_arn__", "notifier_arn"),
     ("__container_name__", "container_name"),
+    ("__partition__", "partition"),
 ];
 const TEMPLATE_SUBNETS: &str = "__subnets__";
 const TEMPLATE_SECURITY_GROUPS: &str = "__security_groups__";
@@ -157,13 +160,14 @@ const TEMPLATE_TIMEOUT: &str = "__approval_timeout_secs__";
 /// A timeout no deployment uses, so its one occurrence can be swapped for the sentinel.
 const TEMPLATE_TIMEOUT_VALUE: u64 = 987_654_321;
 
-/// The definition as a Terraform `templatefile` template: the infra module renders it with `cluster_arn`,
+/// The definition as a Terraform `templatefile` template: the infra module renders it with `partition`, `cluster_arn`,
 /// `assign_public_ip` (`"ENABLED"`/`"DISABLED"`), `notifier_arn`, `container_name`, `subnets`, `security_groups`
 /// and `approval_timeout_secs`, so the deployed
 /// definition is this crate's, not a second copy. `make infra-template` writes it to [`TERRAFORM_TEMPLATE_PATH`];
 /// a test fails when the file is stale.
 pub fn terraform_template() -> String {
     let settings = MachineSettings {
+        partition: TEMPLATE_STRINGS[4].0.to_owned(),
         cluster_arn: TEMPLATE_STRINGS[0].0.to_owned(),
         notifier_arn: TEMPLATE_STRINGS[2].0.to_owned(),
         container_name: TEMPLATE_STRINGS[3].0.to_owned(),
@@ -305,6 +309,7 @@ mod tests {
 
     fn settings() -> MachineSettings {
         MachineSettings {
+            partition: "aws".into(),
             cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/deploy".into(),
             container_name: "runner".into(),
             subnets: vec!["subnet-1".into()],
@@ -323,6 +328,12 @@ mod tests {
         assert_eq!(wave["MaxConcurrency"], 1, "waves run one at a time");
         let task = &wave["ItemProcessor"]["States"][TASK_STATE];
         assert_eq!(task["Resource"], "arn:aws:states:::ecs:runTask.sync");
+        let gov = super::definition(&MachineSettings { partition: "aws-us-gov".into(), ..settings() });
+        let text = gov.to_string();
+        assert!(
+            text.contains("arn:aws-us-gov:states:::ecs:runTask.sync") && !text.contains("arn:aws:states"),
+            "{text}"
+        );
         assert_eq!(task["ResultSelector"]["exit_codes.$"], "$.Containers[?(@.Name == 'runner')].ExitCode");
         assert_eq!(wave["ItemProcessor"]["States"]["Approval"]["TimeoutSeconds"], 3600);
     }
@@ -364,12 +375,14 @@ mod tests {
             "${jsonencode(security_groups)}",
             "${jsonencode(approval_timeout_secs)}",
             "@.Name == '${container_name}'",
+            "\"arn:${partition}:states:::ecs:runTask.sync\"",
         ] {
             assert!(template.contains(expected), "missing {expected}");
         }
         assert!(!template.contains("__"), "a sentinel was left behind");
         assert!(!template.contains("%{"), "ASL text must not look like a template directive");
         let interpolations = template.matches("${").count();
-        assert_eq!(interpolations, 10, "two notify states and the approval each name the notifier:\n{template}");
+        // Two notify states and the approval each name the notifier; they and the wave each name the partition.
+        assert_eq!(interpolations, 14, "{template}");
     }
 }

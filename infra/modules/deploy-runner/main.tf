@@ -137,12 +137,14 @@ resource "aws_iam_role_policy" "this" {
 }
 
 resource "aws_iam_user" "ci" {
+  #checkov:skip=CKV_AWS_273:optional machine user for CI systems without OIDC (create_ci_user); its only permission is invoking the invoker, and GitHub OIDC through ci_role_names is the documented default
   count = var.create_ci_user ? 1 : 0
   name  = "${var.name}-ci"
   tags  = var.tags
 }
 
 resource "aws_iam_user_policy" "ci" {
+  #checkov:skip=CKV_AWS_40:the optional CI machine user's one invoke-only policy; a group for one user adds nothing
   count  = var.create_ci_user ? 1 : 0
   name   = "invoke-deploy-runner-only"
   user   = aws_iam_user.ci[0].name
@@ -165,6 +167,7 @@ resource "aws_iam_role_policy" "approvers" {
 }
 
 resource "aws_iam_user_policy" "approvers" {
+  #checkov:skip=CKV_AWS_40:for deployments whose approvers are IAM users (approver_role_names is preferred); the policy is invoke-the-approver-only
   for_each = toset(var.approver_user_names)
   name     = "approve-${var.name}-rollouts"
   user     = each.value
@@ -230,6 +233,12 @@ locals {
 }
 
 resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_116:invoked synchronously only (CI, the approvers, the state machine's lambda:invoke), so a dead-letter queue would never receive anything
+  #checkov:skip=CKV_AWS_117:they call AWS APIs only; a VPC would need NAT or endpoints and protects nothing here
+  #checkov:skip=CKV_AWS_115:invoker_reserved_concurrency sets it for the invoker when wanted; reserving by default would take capacity from the account's pool
+  #checkov:skip=CKV_AWS_272:the zips come from the project's release (checksummed) or make lambda, and are pinned by source_code_hash; code signing needs a signing profile the module can't assume
+  #checkov:skip=CKV_AWS_173:the environment holds no secret (the policy and runtime settings); it is encrypted at rest with kms_key_arn when set, else the AWS managed key
+  #checkov:skip=CKV_AWS_50:the invoker's audit line per decision is the record; X-Ray would add cost and a permission for no security value
   for_each = local.lambdas
 
   function_name    = module.render.names[each.key]
@@ -241,6 +250,9 @@ resource "aws_lambda_function" "this" {
   runtime          = "provided.al2023"
   architectures    = [var.lambda_architecture]
   memory_size      = each.value.memory_size
+  kms_key_arn      = var.kms_key_arn
+  # Only the invoker may be capped; the approver and notifier handle a few calls a day.
+  reserved_concurrent_executions = each.key == "invoker" ? var.invoker_reserved_concurrency : null
   # The invoker answers in well under a second; the notifier retries with backoff inside this.
   timeout = 30
   tags    = var.tags
@@ -277,6 +289,8 @@ check "app_image_tags_are_immutable" {
 # ---- Rollouts -------------------------------------------------------------------------------------------------
 
 resource "aws_sfn_state_machine" "rollouts" {
+  #checkov:skip=CKV_AWS_285:Step Functions keeps every execution's full history (what the invoker reads for status, approvals and resume); CloudWatch delivery would need account-wide log delivery permissions
+  #checkov:skip=CKV_AWS_284:X-Ray would add cost and a permission; each wave's task logs and the execution history are the record
   name       = module.render.names.state_machine
   role_arn   = aws_iam_role.this["state_machine"].arn
   definition = module.render.state_machine_definition

@@ -213,9 +213,15 @@ variable "slack_webhook_secret_arn" {
 # ---- Logs, keys and CI access ---------------------------------------------------------------------------------
 
 variable "log_retention_days" {
-  description = "Retention of every log group the module creates."
+  description = "Retention of every log group the module creates. The invoker's is the audit trail (one line per decision): keep it at least a year."
   type        = number
-  default     = 90
+  default     = 365
+}
+
+variable "invoker_reserved_concurrency" {
+  description = "Reserved concurrency of the invoker (null: none, it shares the account's pool). Caps how many requests CI can have in flight, and guarantees them that much."
+  type        = number
+  default     = null
 }
 
 variable "kms_key_arn" {

@@ -107,7 +107,7 @@ locals {
     # starts nothing.
     approver = {
       Version = "2012-10-17"
-      Statement = [
+      Statement = concat([
         {
           Sid      = "FollowRollouts"
           Effect   = "Allow"
@@ -122,12 +122,13 @@ locals {
           Resource = ["*"]
         },
         local.lambda_log_statement.approver,
-      ]
+      ], local.kms_decrypt_statements)
     }
 
+    # The Lambdas' environment is encrypted with kms_key_arn when it is set: kms_decrypt_statements.
     invoker = {
       Version = "2012-10-17"
-      Statement = [
+      Statement = concat([
         local.run_task_statement,
         local.tag_task_statement,
         local.pass_task_roles_statement,
@@ -164,7 +165,7 @@ locals {
           Resource = [local.arns.executions]
         },
         local.lambda_log_statement.invoker,
-      ]
+      ], local.kms_decrypt_statements)
     }
 
     notifier = {

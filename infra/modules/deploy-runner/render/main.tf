@@ -96,6 +96,7 @@ locals {
 
   # The definition is generated from crates/rollout/src/asl.rs (`make infra-template`); never edit the template.
   state_machine_definition = templatefile("${path.module}/state-machine.asl.json.tftpl", {
+    partition             = var.partition
     cluster_arn           = local.arns.cluster
     assign_public_ip      = var.assign_public_ip ? "ENABLED" : "DISABLED"
     notifier_arn          = local.arns.notifier
