@@ -92,11 +92,13 @@ fn main() {
         return;
     }
     let release = args.iter().any(|a| a == "--bench");
-    let mut build = vec!["build", "--quiet", "-p", "deploy-runner-invoker"];
-    if release {
-        build.push("--release");
-    }
-    assert!(Command::new(env!("CARGO")).args(&build).current_dir(root()).status().expect("cargo").success());
+    // The smoke run builds what the tests build (no feature-set churn); the figures build the invoker in release.
+    let build: &[&str] = if release {
+        &["build", "--quiet", "--release", "-p", "deploy-runner-invoker"]
+    } else {
+        &["build", "--quiet", "--workspace", "--bins"]
+    };
+    assert!(Command::new(env!("CARGO")).args(build).current_dir(root()).status().expect("cargo").success());
     let exe = std::env::current_exe().expect("exe");
     let binary = exe.parent().and_then(Path::parent).expect("profile dir").join("deploy-runner-invoker");
     let policy = std::fs::read_to_string(root().join("examples/policy.json")).expect("policy");
