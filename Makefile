@@ -36,7 +36,7 @@ HADOLINT := $(VENV)/.hadolint-$(HADOLINT_VERSION)
 CHECK_JSONSCHEMA := $(VENV)/.check-jsonschema-$(CHECK_JSONSCHEMA_VERSION)
 WORKFLOWS := $(wildcard .github/workflows/*.yml examples/*/.github/workflows/*.yml)
 
-.PHONY: all build demo tools test infra-template infra-fmt lambda bench bench-changes bench-rollout bench-cold-start fuzz lint clean-tools
+.PHONY: all build demo tools test infra-template infra-fmt lambda dist bench bench-changes bench-rollout bench-cold-start fuzz lint clean-tools
 
 all: test
 
@@ -77,6 +77,13 @@ lambda: $(CARGO_LAMBDA) $(ZIG)
 	PATH=$(VENV)/bin:$$PATH $(CARGO) lambda build --release --locked --output-format zip $(LAMBDA_ARCH) \
 	  -p deploy-runner-invoker -p deploy-runner-notifier
 	@ls -l target/lambda/deploy-runner-invoker/bootstrap.zip target/lambda/deploy-runner-notifier/bootstrap.zip
+
+# The release archive of the CLI for one target (default: this machine's), as the CI templates download it:
+# dist/deploy-runner-<target>.tar.gz and its .sha256. The release workflow runs this on each target's runner.
+DIST_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
+dist:
+	$(CARGO) build --release --locked --target $(DIST_TARGET) -p deploy-runner-cli -p deploy-runner-task
+	scripts/dist.sh $(DIST_TARGET) target/$(DIST_TARGET)/release dist
 
 # The state machine definition is generated from Rust (crates/rollout/src/asl.rs); the module renders this template.
 infra-template:
