@@ -4,7 +4,7 @@ use crate::accounts::{AccountOrder, AccountsError};
 use crate::git::{ChangedFile, FileStatus, GitError, GitRepo};
 use crate::reads::{MatchIndex, ReadMatch, Reads};
 use crate::snapshot::Snapshot;
-use crate::units::{discover_units, evaluate_snapshot_units, owning_unit, unit_of_config};
+use crate::units::{discover_units, evaluate_snapshot_units, owning_unit, tool_version_scope, unit_of_config};
 use deploy_runner_gate::ChangeKind;
 use regex::Regex;
 use serde::Serialize;
@@ -172,8 +172,29 @@ pub fn detect(
 ) -> Result<ChangeReport, DetectError> {
     let changed: Vec<&ChangedFile> =
         changed.iter().filter(|f| !IGNORED_TOP_LEVEL.iter().any(|dir| f.path.starts_with(dir))).collect();
-    let head_units = discover_units(head);
-    let base_units = discover_units(base);
+    let mut head_units = discover_units(head);
+    let mut base_units = discover_units(base);
+    // Evaluate first: which configs are only included parents (not units) is known from what units include.
+    let mut head_reads =
+        if changed.is_empty() { BTreeMap::new() } else { evaluate_snapshot_units(head.clone(), &head_units) };
+    let gone: BTreeMap<String, String> = base_units
+        .iter()
+        .filter(|(dir, _)| !head_units.contains_key(*dir))
+        .map(|(d, c)| (d.clone(), c.clone()))
+        .collect();
+    let mut deleted_reads = evaluate_snapshot_units(base.clone(), &gone);
+    let mut warnings = BTreeSet::new();
+    for (parent, config) in included_parents(head, &head_units, &head_reads, &deleted_reads) {
+        // A parent at head is configuration on both sides of the diff (a change to it is not a deletion).
+        head_units.remove(&parent);
+        head_reads.remove(&parent);
+        base_units.remove(&parent);
+        warnings.insert(format!("{parent}: {config} is included by other units and has no Terraform of its own, so it is configuration, not a unit"));
+    }
+    for (parent, _) in included_parents(base, &gone, &deleted_reads, &head_reads) {
+        base_units.remove(&parent);
+        deleted_reads.remove(&parent);
+    }
     let head_dirs: BTreeSet<String> = head_units.keys().cloned().collect();
     let base_dirs: BTreeSet<String> = base_units.keys().cloned().collect();
     let deleted_dirs: BTreeSet<String> = base_dirs.difference(&head_dirs).cloned().collect();
@@ -186,7 +207,9 @@ pub fn detect(
             let change = match (head_dirs.contains(dir), base_dirs.contains(dir)) {
                 (true, false) => ChangeKind::Added,
                 (false, true) => ChangeKind::Deleted,
-                _ => ChangeKind::Modified,
+                (true, true) => ChangeKind::Modified,
+                // An included parent: configuration, whose includers read it.
+                (false, false) => continue,
             };
             candidates.entry(dir.to_owned()).or_default().select(change, Some(&file.path));
         } else if let Some(owner) = owning_unit(&all_dirs, &file.path) {
@@ -195,10 +218,16 @@ pub fn detect(
         }
     }
 
+    // A tool version pin applies to every unit below its folder.
+    for file in &changed {
+        if let Some(scope) = tool_version_scope(&file.path) {
+            for dir in head_dirs.iter().filter(|d| crate::reads::is_under(d, scope)) {
+                candidates.entry(dir.clone()).or_default().select(ChangeKind::Affected, Some(&file.path));
+            }
+        }
+    }
+
     // Reads select the units that read a changed file.
-    let mut warnings = BTreeSet::new();
-    let head_reads =
-        if changed.is_empty() { BTreeMap::new() } else { evaluate_snapshot_units(head.clone(), &head_units) };
     let owners: Vec<Option<&String>> = changed.iter().map(|f| owning_unit(&all_dirs, &f.path)).collect();
     let files: Vec<(&str, bool)> = changed.iter().zip(&owners).map(|(f, o)| (f.path.as_str(), o.is_some())).collect();
     let mut index = MatchIndex::new(&files);
@@ -220,11 +249,7 @@ pub fn detect(
         // Escapes, symlink loops, parse errors and oversized files are worth knowing wherever they are.
         warnings.extend(reads.all_warnings());
     }
-    let deleted_units: BTreeMap<String, String> = base_units
-        .into_iter()
-        .filter(|(dir, _)| candidates.get(dir).and_then(|c| c.change) == Some(ChangeKind::Deleted))
-        .collect();
-    let deleted_reads = evaluate_snapshot_units(base.clone(), &deleted_units);
+    deleted_reads.retain(|dir, _| candidates.get(dir).and_then(|c| c.change) == Some(ChangeKind::Deleted));
 
     let graph = DependencyGraph::new(head_reads.iter().chain(deleted_reads.iter()));
     if let Some(cycle) = graph.find_cycle() {
@@ -272,10 +297,29 @@ pub fn detect(
         return Err(DetectError::UnknownAccounts(unknown_accounts.join(", ")));
     }
     let levels = graph.levels();
+    // A unit whose dependencies can't all be worked out goes after every unit of its account it could depend on
+    // (and, deleted, is destroyed before them): never before its own dependencies.
+    let unknown: BTreeSet<&str> = head_reads
+        .iter()
+        .chain(deleted_reads.iter())
+        .filter(|(_, r)| r.segments().any(|s| s.dependencies_unknown))
+        .map(|(d, _)| d.as_str())
+        .collect();
+    for unit in units.iter().filter(|u| unknown.contains(u.path.as_str())) {
+        let (when, relative) = if u_deleted(unit) { ("destroyed", "before") } else { ("applied", "after") };
+        warnings.insert(format!(
+            "{}: its dependencies can't all be worked out, so it is {when} {relative} every other selected unit of {}",
+            unit.path, unit.account
+        ));
+    }
     units.sort_by(|a, b| {
         let key = |u: &SelectedUnit| {
-            let deleted = u.change == ChangeKind::Deleted;
-            let level = levels.get(&u.path).copied().unwrap_or(0) as i64;
+            let deleted = u_deleted(u);
+            let level = if unknown.contains(u.path.as_str()) {
+                i64::MAX / 2
+            } else {
+                levels.get(&u.path).copied().unwrap_or(0) as i64
+            };
             (u.deploy_order, u.account.clone(), deleted, if deleted { -level } else { level })
         };
         key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path))
@@ -288,6 +332,29 @@ pub fn detect(
         skipped,
         warnings: warnings.into_iter().collect(),
     })
+}
+
+fn u_deleted(unit: &SelectedUnit) -> bool {
+    unit.change == ChangeKind::Deleted
+}
+
+/// Configs that other configs include and that have no Terraform of their own (no `terraform { source }`, no
+/// Terraform files in their folder): a legacy root `terragrunt.hcl` or a shared parent. They are configuration,
+/// not units: never selected or planned, and a change to them selects their includers (which read them).
+pub fn included_parents(
+    snapshot: &Snapshot,
+    units: &BTreeMap<String, String>,
+    reads: &BTreeMap<String, Reads>,
+    other_reads: &BTreeMap<String, Reads>,
+) -> Vec<(String, String)> {
+    let included: BTreeSet<String> = reads.values().chain(other_reads.values()).flat_map(Reads::all_includes).collect();
+    units
+        .iter()
+        .filter(|(_, config)| included.contains(*config))
+        .filter(|(dir, _)| !reads.get(*dir).is_some_and(|r| r.segments().any(|s| s.has_source)))
+        .filter(|(dir, _)| !snapshot.files_in(dir).iter().any(|f| crate::modules::is_terraform_file(f)))
+        .map(|(dir, config)| (dir.clone(), config.clone()))
+        .collect()
 }
 
 /// Frees large structures off the critical path. Tearing down the caches of 10,000 evaluated units takes longer

@@ -168,11 +168,31 @@ impl Evaluator {
                 evaluate_config(&config, Role::Unit);
             }
             Err(message) => {
+                // Its dependency edges still matter for the order: recover those written as plain literals, and
+                // order it conservatively if there may be others.
+                let text = self
+                    .shared
+                    .snapshot
+                    .read(config_file)
+                    .ok()
+                    .flatten()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned());
+                let (literal, complete) =
+                    text.as_deref().map_or((Vec::new(), false), crate::parsed::literal_dependency_paths);
                 let _ = with_state(|s| {
                     s.warn(format!("{config_file}: cannot be parsed: {message}"));
                     s.reads
                         .unresolved
                         .push(Unresolved { prefix: None, detail: format!("{config_file} cannot be parsed") });
+                    for path in &literal {
+                        let absolute = snapshot::join(&snapshot::to_absolute(unit_dir), path);
+                        if let Some(dir) = snapshot::to_repo_relative(&absolute) {
+                            s.reads.dependencies.insert(dir);
+                        }
+                    }
+                    if !complete {
+                        s.reads.dependencies_unknown = true;
+                    }
                 });
             }
         }
@@ -246,7 +266,9 @@ pub(crate) fn search_parent_folders(start: &str, name: &str) -> Result<Option<St
                     Err(e) => probes.warnings.push(e.to_string()),
                 }
                 probes.files.insert(candidate.clone());
-                if shared.snapshot.entry(&candidate).is_some() {
+                // Terragrunt checks that the path exists, file or folder: `find_in_parent_folders("parent")` can name
+                // a folder whose terragrunt.hcl is then included.
+                if shared.snapshot.exists(&candidate) {
                     found = Some(candidate);
                     break;
                 }
@@ -491,7 +513,11 @@ fn evaluate_config(config: &ParsedConfig, role: Role) -> Value {
     }
     if role != Role::ReadConfig {
         if let Some(source) = &config.terraform_source {
+            let _ = with_state(|s| s.reads.has_source = true);
             evaluate_source(&scope, source);
+        }
+        for expr in &config.var_files {
+            evaluate_var_files(&scope, expr);
         }
         for expr in &config.dependency_paths {
             evaluate_dependency_paths(&scope, expr);
@@ -513,6 +539,7 @@ fn evaluate_includes(config: &ParsedConfig, scope: &mut Scope) {
             }
         };
         record_read(&path);
+        let _ = with_state(|s| s.reads.includes.insert(path.clone()));
         let include_dir = snapshot::parent(&path).to_owned();
         let nesting = with_state(|s| {
             let mut frame = s.frames.last().cloned()?;
@@ -623,6 +650,26 @@ fn evaluate_source(scope: &Scope, source: &Expression) {
     }
 }
 
+/// `required_var_files`/`optional_var_files`: Terraform reads each, so each is a read whether or not it exists yet
+/// (adding an optional one changes the plan). Relative paths resolve from the terragrunt dir, as terragrunt does.
+fn evaluate_var_files(scope: &Scope, expr: &Expression) {
+    let files = match scope.eval(expr) {
+        Ok(Value::Array(items)) => items,
+        Ok(Value::String(one)) => vec![Value::String(one)],
+        Ok(_) | Err(_) => {
+            scope.unresolved(Some(expr), "extra_arguments var files can't be worked out statically");
+            return;
+        }
+    };
+    for file in files {
+        match file.as_str().map(repo_path) {
+            Some(Ok(path)) => record_read(&path),
+            Some(Err(_)) => {} // outside the repo: warned, never a changed file
+            None => scope.unresolved(Some(expr), "an extra_arguments var file is not a string"),
+        }
+    }
+}
+
 fn evaluate_dependency_paths(scope: &Scope, expr: &Expression) {
     let paths = match scope.eval(expr) {
         Ok(Value::String(p)) => vec![p],
@@ -637,6 +684,7 @@ fn evaluate_dependency_paths(scope: &Scope, expr: &Expression) {
         Err(why) => {
             let _ = with_state(|s| {
                 let unit = frame_unit(s);
+                s.reads.dependencies_unknown = true;
                 s.warn(format!("{unit}: cannot resolve a dependency path ({why}); its dependents may be missed"))
             });
             return;

@@ -75,7 +75,7 @@ pub fn module_sources(snapshot: &Snapshot, file: &str) -> Result<Vec<(String, St
     if file.ends_with(".json") {
         return json_module_sources(&text);
     }
-    let body: Body = hcl::parse(&text).map_err(|e| e.to_string())?;
+    let body: Body = crate::parsed::parse_hcl(&text)?;
     let mut calls = Vec::new();
     for structure in body.iter() {
         let Structure::Block(block) = structure else { continue };

@@ -42,6 +42,9 @@ pub struct ParsedConfig {
     pub dependency_paths: Vec<Expression>,
     /// `terraform { source = ... }`.
     pub terraform_source: Option<Expression>,
+    /// `terraform { extra_arguments { required_var_files / optional_var_files } }`: lists of var files Terraform
+    /// reads (an optional one that doesn't exist yet is still a read: adding it changes the plan).
+    pub var_files: Vec<Expression>,
     /// Top-level attributes (`inputs`, ...), evaluated for `read_terragrunt_config` results and exposure.
     pub top_level: Vec<(String, Expression)>,
     /// Whether each top-level attribute calls a read function (the only reason to evaluate it in a unit).
@@ -56,9 +59,104 @@ pub struct ParsedConfig {
 
 /// Parses config text: HCL native syntax, or the JSON flavour for `*.hcl.json`.
 pub fn parse_config(path: &str, text: &str) -> Result<ParsedConfig, String> {
-    let body =
-        if path.ends_with(".json") { json_to_body(text)? } else { hcl::parse(text).map_err(|e| e.to_string())? };
+    let body = if path.ends_with(".json") { json_to_body(text)? } else { parse_hcl(text)? };
     Ok(index(&body))
+}
+
+/// Most redefined object keys tolerated in one file (each costs a re-parse).
+const MAX_DUPLICATE_KEYS: usize = 64;
+
+/// Parses HCL native syntax as HCL itself does. HCL accepts an object constructor that repeats a key (`{ a = 1,
+/// a = 2 }`: the last wins) and real repos carry such configs; hcl-rs refuses them. So each key it reports as
+/// redefined has its *earlier* occurrence renamed out of the way and the text is parsed again: the object then
+/// holds the last value under the key, as HCL's does, and the earlier value's expression is still seen (for its
+/// reads). Anything else hcl-rs refuses stays an error.
+pub fn parse_hcl(text: &str) -> Result<Body, String> {
+    let mut text = std::borrow::Cow::Borrowed(text);
+    for attempt in 0..=MAX_DUPLICATE_KEYS {
+        match hcl::parse(&text) {
+            Ok(body) => return Ok(body),
+            Err(error) => {
+                let message = error.to_string();
+                let hcl::Error::Parse(parse) = &error else { return Err(message) };
+                if attempt == MAX_DUPLICATE_KEYS || !message.contains("redefined object key") {
+                    return Err(message);
+                }
+                let location = parse.location();
+                let Some(renamed) = rename_earlier_key(&text, location.line(), location.column(), attempt) else {
+                    return Err(message);
+                };
+                text = std::borrow::Cow::Owned(renamed);
+            }
+        }
+    }
+    Err("too many redefined object keys".to_owned())
+}
+
+/// Renames the earlier occurrence of the object key at `line`:`column` (1-based) of `text`: the nearest earlier
+/// `key =` or `key:` at the same brace depth, inside the same object.
+fn rename_earlier_key(text: &str, line: usize, column: usize, n: usize) -> Option<String> {
+    let line_start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    let at = line_start + text[line_start..].char_indices().nth(column.saturating_sub(1))?.0;
+    let key: String = text[at..].chars().take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '"')).collect();
+    if key.is_empty() {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut depth = 0i32;
+    let mut i = at;
+    while i > 0 {
+        i -= 1;
+        match bytes[i] {
+            b'}' | b']' | b')' => depth += 1,
+            b'{' | b'[' | b'(' => {
+                depth -= 1;
+                if depth < 0 {
+                    return None; // left the object without finding it
+                }
+            }
+            _ if depth == 0 && text[i..].starts_with(&key) => {
+                let before_ok =
+                    i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || matches!(bytes[i - 1], b'_' | b'-'));
+                let after = text[i + key.len()..].trim_start_matches([' ', '\t']);
+                if before_ok && (after.starts_with('=') || after.starts_with(':')) && !after.starts_with("==") {
+                    let replacement = if key.starts_with('"') {
+                        format!("\"__deploy_runner_shadowed_{n}_{}", &key[1..])
+                    } else {
+                        format!("__deploy_runner_shadowed_{n}_{key}")
+                    };
+                    return Some(format!("{}{}{}", &text[..i], replacement, &text[i + key.len()..]));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The `dependency { config_path = "..." }` and `dependencies { paths = [...] }` paths written as plain literals,
+/// found by scanning text that could not be parsed: enough to keep such a unit in dependency order. The flag says
+/// whether every such path was a plain literal (otherwise some dependencies stay unknown).
+pub fn literal_dependency_paths(text: &str) -> (Vec<String>, bool) {
+    static CONFIG_PATH: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    static PATHS: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let config_path = CONFIG_PATH.get_or_init(|| {
+        regex::Regex::new(r#"(?m)^\s*config_path\s*=\s*"([^"$%\\]*)"\s*(?:#.*|//.*)?$"#).expect("regex")
+    });
+    let paths = PATHS.get_or_init(|| regex::Regex::new(r#"(?s)\bpaths\s*=\s*\[([^\]]*)\]"#).expect("regex"));
+    let literal = regex::Regex::new(r#""([^"$%\\]*)""#).expect("regex");
+    let mut found: Vec<String> = config_path.captures_iter(text).map(|c| c[1].to_owned()).collect();
+    let mut complete = found.len() == text.matches("config_path").count();
+    for list in paths.captures_iter(text) {
+        let items = list[1].split(',').filter(|i| !i.trim().is_empty()).count();
+        let literals: Vec<String> = literal.captures_iter(&list[1]).map(|c| c[1].to_owned()).collect();
+        complete &= literals.len() == items;
+        found.extend(literals);
+    }
+    complete &=
+        paths.find_iter(text).count() == regex::Regex::new(r"\bpaths\s*=").expect("regex").find_iter(text).count();
+    found.retain(|p| !p.is_empty());
+    (found, complete)
 }
 
 fn index(body: &Body) -> ParsedConfig {
@@ -96,6 +194,7 @@ impl ParsedConfig {
             .chain(self.includes.iter().map(|i| &i.path))
             .chain(&self.dependency_paths)
             .chain(&self.terraform_source)
+            .chain(&self.var_files)
             .chain(self.top_level.iter().map(|(_, e)| e))
             .chain(&self.nested_reads)
     }
@@ -197,6 +296,12 @@ fn index_block(block: &Block, parsed: &mut ParsedConfig) {
         "dependencies" => parsed.dependency_paths.extend(attr("paths")),
         "terraform" => {
             parsed.terraform_source = attr("source");
+            for arguments in block.body.blocks().filter(|b| b.identifier.as_str() == "extra_arguments") {
+                for name in ["required_var_files", "optional_var_files"] {
+                    let files = arguments.body.attributes().find(|a| a.key.as_str() == name);
+                    parsed.var_files.extend(files.map(|a| lower_templates(&a.expr)));
+                }
+            }
             collect_nested_reads(&block.body, parsed, &["source"]);
         }
         _ => collect_nested_reads(&block.body, parsed, &[]),

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Extensions of files under a local `terraform { source }` directory that count as read.
-pub const MODULE_EXTENSIONS: [&str; 4] = [".tf", ".tf.json", ".hcl", ".tofu"];
+pub const MODULE_EXTENSIONS: [&str; 5] = [".tf", ".tf.json", ".hcl", ".tofu", ".tofu.json"];
 
 /// A read whose path could not be worked out statically. Detection fails closed on it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,6 +23,16 @@ pub struct Reads {
     pub files: BTreeSet<String>,
     /// Local module directories (`terraform { source = "../modules/x" }`), repo-relative.
     pub source_dirs: BTreeSet<String>,
+    /// Folders reached through local `module` calls of the unit's Terraform code (and of its source's), followed
+    /// recursively; read like `source_dirs`.
+    pub module_dirs: BTreeSet<String>,
+    /// Configs this one includes (repo-relative paths). Reads too; kept apart to tell included parents from units.
+    pub includes: BTreeSet<String>,
+    /// Whether a `terraform { source }` was seen (in the config or what it includes).
+    pub has_source: bool,
+    /// Whether some of the unit's dependencies could not be worked out (its own config can't be parsed, or a
+    /// dependency path can't be evaluated): it is then ordered conservatively.
+    pub dependencies_unknown: bool,
     /// Glob patterns marked as read (repo-relative).
     pub globs: BTreeSet<String>,
     /// Reads that could not be resolved.
@@ -63,6 +73,11 @@ impl Reads {
     /// Every unit depended on.
     pub fn all_dependencies(&self) -> BTreeSet<String> {
         self.segments().flat_map(|r| r.dependencies.iter().cloned()).collect()
+    }
+
+    /// Every config included, directly or through other includes.
+    pub fn all_includes(&self) -> BTreeSet<String> {
+        self.segments().flat_map(|r| r.includes.iter().cloned()).collect()
     }
 
     /// Every source problem, without repeats.
@@ -123,7 +138,10 @@ impl Reads {
     /// True when this segment's own files or module directories cover `file` (globs are matched by the caller,
     /// which compiles them once).
     fn reads_directly(&self, file: &str) -> bool {
-        self.files.contains(file) || self.source_dirs.iter().any(|d| is_under(file, d) && is_module_file(file))
+        self.files.contains(file)
+            || ((self.source_dirs.iter().any(|d| is_under(file, d))
+                || self.module_dirs.iter().any(|d| is_under(file, d)))
+                && is_module_file(file))
     }
 
     /// The first of this segment's own unresolved reads that could read `file`.

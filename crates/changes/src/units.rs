@@ -53,6 +53,70 @@ pub fn owning_unit<'u>(units: &'u BTreeSet<String>, file: &str) -> Option<&'u St
     None
 }
 
+/// Files that pin a tool's version for every unit in their folder and below (tfenv, tgenv, tofuenv, asdf/mise).
+pub const TOOL_VERSION_FILES: [&str; 4] =
+    [".terraform-version", ".terragrunt-version", ".opentofu-version", ".tool-versions"];
+
+/// If `path` is a tool version pin, the folder whose units it applies to (`""` for the root).
+pub fn tool_version_scope(path: &str) -> Option<&str> {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    TOOL_VERSION_FILES.contains(&name).then_some(dir)
+}
+
+/// Local module calls, followed once per starting folder and shared by every unit that starts there.
+struct ModuleTrees<'s> {
+    snapshot: &'s Snapshot,
+    trees: Mutex<BTreeMap<String, Arc<crate::modules::ModuleTree>>>,
+    folders: Mutex<BTreeMap<String, Arc<Vec<String>>>>,
+}
+
+impl ModuleTrees<'_> {
+    fn tree(&self, start: &str) -> Arc<crate::modules::ModuleTree> {
+        if let Some(hit) = lock(&self.trees).get(start) {
+            return hit.clone();
+        }
+        let tree = Arc::new(crate::modules::local_module_tree(self.snapshot, [start]));
+        lock(&self.trees).insert(start.to_owned(), tree.clone());
+        tree
+    }
+
+    /// Every folder at or under `root` that holds files: terragrunt copies the whole source tree and runs in one
+    /// of them, so each one's module calls count.
+    fn folders_under(&self, root: &str) -> Arc<Vec<String>> {
+        if let Some(hit) = lock(&self.folders).get(root) {
+            return hit.clone();
+        }
+        let prefix = format!("{root}/");
+        let mut folders: BTreeSet<String> = self
+            .snapshot
+            .paths()
+            .filter(|p| root.is_empty() || p.starts_with(&prefix))
+            .filter_map(|p| p.rsplit_once('/').map(|(parent, _)| parent.to_owned()))
+            .collect();
+        folders.insert(root.to_owned());
+        let folders = Arc::new(folders.into_iter().collect::<Vec<_>>());
+        lock(&self.folders).insert(root.to_owned(), folders.clone());
+        folders
+    }
+
+    /// Adds the folders the unit's (and its local source's) module calls reach to its reads.
+    fn add_to(&self, unit: &str, reads: &mut Reads) {
+        let mut starts = vec![unit.to_owned()];
+        for root in reads.all_source_dirs() {
+            starts.extend(self.folders_under(&root).iter().cloned());
+        }
+        for start in starts {
+            let tree = self.tree(&start);
+            reads.module_dirs.extend(tree.dirs.iter().cloned());
+            reads.warnings.extend(tree.escapes.iter().map(|e| format!("{unit}: {e} leaves the repository; not read")));
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Evaluates the given units in parallel on every core and returns their reads.
 pub fn evaluate_units(evaluator: &Evaluator, units: &BTreeMap<String, String>) -> BTreeMap<String, Reads> {
     let jobs: Vec<(&String, &String)> = units.iter().collect();
@@ -61,6 +125,7 @@ pub fn evaluate_units(evaluator: &Evaluator, units: &BTreeMap<String, String>) -
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().div_ceil(32)).max(1);
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::with_capacity(jobs.len()));
+    let modules = ModuleTrees { snapshot: evaluator.snapshot(), trees: Mutex::default(), folders: Mutex::default() };
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
@@ -70,7 +135,9 @@ pub fn evaluate_units(evaluator: &Evaluator, units: &BTreeMap<String, String>) -
                     let Some((dir, config)) = jobs.get(i) else {
                         break;
                     };
-                    local.push(((*dir).clone(), evaluator.evaluate_unit(dir, config)));
+                    let mut reads = evaluator.evaluate_unit(dir, config);
+                    modules.add_to(dir, &mut reads);
+                    local.push(((*dir).clone(), reads));
                 }
                 results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(local);
             });
@@ -160,11 +227,16 @@ impl FilePattern {
     fn read_by(&self, unit: &str, reads: &Reads, units: &BTreeSet<String>) -> Option<ReadMatch> {
         let matcher = reads.matcher();
         let in_other = |f: &str| owning_unit(units, f).is_some_and(|owner| owner != unit);
+        // A tool version pin applies to every unit below its folder, whether or not it exists yet.
+        let pinned = |f: &str| tool_version_scope(f).is_some_and(|scope| is_under(unit, scope));
         if let Some(literal) = &self.literal {
+            if pinned(literal) {
+                return Some(ReadMatch::Read);
+            }
             return matcher.reads(literal, in_other(literal));
         }
         let glob = self.glob.as_ref()?;
-        if reads.all_files().any(|f| glob.is_match(f)) {
+        if reads.all_files().any(|f| glob.is_match(f)) || self.expanded.iter().any(|f| pinned(f)) {
             return Some(ReadMatch::Read);
         }
         self.expanded.iter().find_map(|f| matcher.reads(f, in_other(f)))
@@ -193,10 +265,14 @@ pub fn units_reading(snapshot: Arc<Snapshot>, query: &UnitsQuery) -> Result<Unit
     let include = dir_matchers(&query.include_dirs, "--include-dir")?;
     let exclude = dir_matchers(&query.exclude_dirs, "--exclude-dir")?;
 
-    let units = discover_units(&snapshot);
+    let mut units = discover_units(&snapshot);
+    // Always evaluated: which configs are included parents rather than units depends on what units include.
+    let mut reads = evaluate_snapshot_units(snapshot.clone(), &units);
+    for (parent, _) in crate::detect::included_parents(&snapshot, &units, &reads, &BTreeMap::new()) {
+        units.remove(&parent);
+        reads.remove(&parent);
+    }
     let unit_dirs: BTreeSet<String> = units.keys().cloned().collect();
-    let needs_reads = !reading.is_empty() || !not_reading.is_empty();
-    let reads = if needs_reads { evaluate_snapshot_units(snapshot, &units) } else { BTreeMap::new() };
     let empty = Reads::default();
     let mut answer = UnitsAnswer::default();
     for dir in &unit_dirs {
