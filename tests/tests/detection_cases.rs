@@ -237,3 +237,76 @@ fn dependencies_declared_in_included_files_count() {
     let report = changes(&history(&files, |r| r.append("dev/other/terragrunt.hcl", "# x\n")), &["--with-dependents"]);
     assert_eq!(paths(&report), ["dev/other"], "the negative twin");
 }
+
+const STACK: &str = "unit \"db\" {\n  source = \"../../units/db\"\n  path   = \"db\"\n}\n\nunit \"svc\" {\n  source = \"../../units/svc\"\n  path   = \"svc\"\n  values = {\n    db_path = \"../db\"\n  }\n}\n";
+
+fn stack_files() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("root.hcl", "locals {}\n"),
+        ("units/db/terragrunt.hcl", "include \"root\" {\n  path = find_in_parent_folders(\"root.hcl\")\n}\n\nterraform {\n  source = \"git::https://example.com/db.git\"\n}\n"),
+        ("units/svc/terragrunt.hcl", "dependency \"db\" {\n  config_path = values.db_path\n}\n\nterraform {\n  source = \"git::https://example.com/svc.git\"\n}\n"),
+        ("dev/app/terragrunt.stack.hcl", STACK),
+        ("prod/app/terragrunt.stack.hcl", STACK),
+        ("dev/plain/terragrunt.hcl", "terraform {\n  source = \"git::https://example.com/x.git\"\n}\n"),
+    ]
+}
+
+#[test]
+fn stacks_list_the_units_they_generate() {
+    let files = stack_files();
+    // The stack file: its units, in dependency order (db before the service that depends on it).
+    let report = changes(&history(&files, |r| r.append("dev/app/terragrunt.stack.hcl", "# x\n")), &[]);
+    assert_eq!(
+        selected(&report),
+        [
+            ("dev/app/.terragrunt-stack/db".into(), "affected".into()),
+            ("dev/app/.terragrunt-stack/svc".into(), "affected".into()),
+        ],
+        "{report}"
+    );
+    assert_eq!(report["units"][0]["stack"], "dev/app/terragrunt.stack.hcl");
+    // A catalog unit's config: every stack unit made from it, in every account, in deploy order.
+    let report = changes(&history(&files, |r| r.append("units/db/terragrunt.hcl", "# x\n")), &[]);
+    assert_eq!(paths(&report), ["dev/app/.terragrunt-stack/db", "prod/app/.terragrunt-stack/db"], "{report}");
+    // A file the generated unit reads where it is generated (root.hcl, found from .terragrunt-stack/db).
+    let report = changes(&history(&files, |r| r.append("root.hcl", "# x\n")), &[]);
+    assert_eq!(paths(&report), ["dev/app/.terragrunt-stack/db", "prod/app/.terragrunt-stack/db"], "{report}");
+    // A unit block added, and one removed.
+    let report = changes(
+        &history(&files, |r| {
+            r.append(
+                "dev/app/terragrunt.stack.hcl",
+                "unit \"extra\" {\n  source = \"../../units/db\"\n  path   = \"extra\"\n}\n",
+            );
+            r.write(
+                "prod/app/terragrunt.stack.hcl",
+                "unit \"db\" {\n  source = \"../../units/db\"\n  path   = \"db\"\n}\n",
+            );
+        }),
+        &[],
+    );
+    let got = selected(&report);
+    assert!(got.contains(&("dev/app/.terragrunt-stack/extra".into(), "added".into())), "{report}");
+    assert!(got.contains(&("prod/app/.terragrunt-stack/svc".into(), "deleted".into())), "{report}");
+    // The negative twin, and the catalog folders are not units of their own.
+    assert!(paths(&changes(&history(&files, |r| r.write("docs/x.md", "x\n")), &[])).is_empty());
+    let listed = units_reading(&history(&files, |_| {}), "units/svc/terragrunt.hcl");
+    assert_eq!(listed, ["dev/app/.terragrunt-stack/svc", "prod/app/.terragrunt-stack/svc"]);
+}
+
+#[test]
+fn a_stack_that_cannot_be_evaluated_is_reported_not_guessed() {
+    let mut files = stack_files();
+    files.push((
+        "dev/broken/terragrunt.stack.hcl",
+        "unit \"x\" {\n  source = \"../../units/db\"\n  path   = local.nope\n}\n",
+    ));
+    let repo = history(&files, |r| r.append("dev/broken/terragrunt.stack.hcl", "# x\n"));
+    let output = deploy_runner()
+        .args(["changes", "--format", "json", "--base", "HEAD~1", "--head", "HEAD", "--repo"])
+        .arg(repo.path())
+        .output()
+        .expect("run changes");
+    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stdout));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("dev/broken/terragrunt.stack.hcl"));
+}

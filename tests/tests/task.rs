@@ -399,3 +399,49 @@ fn a_tools_hostile_output_is_shown_inert() {
     assert!(out.contains("a\\u{2028}FORGED b\\u{202e}x c\\u{001b}[2J"), "{out}");
     assert!(!out.contains('\u{2028}') && !out.contains('\u{202e}') && !out.contains('\u{1b}'), "{out}");
 }
+
+#[test]
+fn a_stack_unit_is_generated_the_way_terragrunt_does_then_run() {
+    let remote = Remote::new();
+    remote.work.write("units/db/terragrunt.hcl", "terraform {\n  source = \"git::https://example.com/db.git\"\n}\n");
+    remote.work.write(
+        "dev/us-east-1/dev/stk/terragrunt.stack.hcl",
+        "unit \"db\" {\n  source = \"../../../../units/db\"\n  path   = \"db\"\n}\n",
+    );
+    let sha = remote.push("a stack", "main");
+    let tools = tempfile::tempdir().expect("tempdir");
+    let log = tools.path().join("argv.log");
+    let fake = tools.path().join("terragrunt");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$* IN ${{PWD##*/repo/}}\" >> '{log}'\ncase \"$*\" in \"stack generate\"*) mkdir -p .terragrunt-stack/db && cp ../../../../units/db/terragrunt.hcl .terragrunt-stack/db/ ;; esac\n",
+            log = log.display()
+        ),
+    )
+    .expect("write");
+    Command::new("chmod").arg("755").arg(&fake).status().expect("chmod");
+    let mut policy: Value = serde_json::from_str(&remote.policy()).expect("policy");
+    policy["binary"] = json!("terragrunt");
+    let run = |path: &str| {
+        Command::new(binary("deploy-runner-task"))
+            .args(["run", "--request", &request(&remote, "plan", &sha, path).to_string()])
+            .env("DEPLOY_RUNNER_POLICY", policy.to_string())
+            .env("DEPLOY_RUNNER_TASK_CONFIG", json!({"tool_path": fake}).to_string())
+            .output()
+            .expect("run")
+    };
+    let output = run("dev/us-east-1/dev/stk/.terragrunt-stack/db");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let argv = std::fs::read_to_string(&log).expect("the tool ran");
+    assert_eq!(
+        argv,
+        "stack generate --non-interactive IN dev/us-east-1/dev/stk\nplan -input=false -no-color --terragrunt-non-interactive IN dev/us-east-1/dev/stk/.terragrunt-stack/db\n"
+    );
+    // A unit no stack generates is refused before anything runs.
+    std::fs::remove_file(&log).expect("rm");
+    let output = run("dev/us-east-1/dev/stk/.terragrunt-stack/nope");
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("no terragrunt stack at"), "{}", text(&output));
+    assert!(!log.exists(), "nothing ran");
+}

@@ -1,9 +1,11 @@
 //! `deploy-runner changes`: map the diff between two commits to units, in deploy order.
 
 use crate::accounts::{AccountOrder, AccountsError};
+use crate::eval::Evaluator;
 use crate::git::{ChangedFile, FileStatus, GitError, GitRepo};
 use crate::reads::{MatchIndex, ReadMatch, Reads};
 use crate::snapshot::Snapshot;
+use crate::stacks::{expand_stacks, StackExpansion};
 use crate::units::{discover_units, evaluate_snapshot_units, owning_unit, tool_version_scope, unit_of_config};
 use deploy_runner_gate::ChangeKind;
 use regex::Regex;
@@ -54,6 +56,9 @@ pub struct SelectedUnit {
     pub deploy_order: u64,
     /// The changed files (or `unresolved`) that selected it.
     pub reasons: Vec<String>,
+    /// For a unit a stack generates: the stack file (`terragrunt stack generate` there creates it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
 }
 
 /// A unit that would have been selected but is guarded.
@@ -95,6 +100,9 @@ pub enum DetectError {
     /// The dependency graph has a cycle, so there is no deploy order.
     #[error("dependency cycle: {0}")]
     Cycle(String),
+    /// A stack touched by the change can't be evaluated, so its units are unknown: nothing is guessed.
+    #[error("{0}")]
+    Stack(String),
 }
 
 /// Detects the units changed between `base` and `head` in `repo`.
@@ -107,8 +115,10 @@ pub fn detect_changes(
     let base = repo.resolve_commit(base)?;
     let head = repo.resolve_commit(head)?;
     let changed = repo.changed_files(&base, &head)?;
-    // The base tree is needed only for deleted and modified files; list it while the head is being loaded.
-    let needs_base = changed.iter().any(|f| f.status != FileStatus::Added);
+    // The base tree is needed for deleted and modified files, and for what stacks generated before; list it while
+    // the head is being loaded.
+    let needs_base =
+        changed.iter().any(|f| f.status != FileStatus::Added) || repo.tree_has_stacks(&head).unwrap_or(true);
     let (head_snapshot, base_snapshot) = std::thread::scope(|scope| {
         let base_job = needs_base.then(|| scope.spawn(|| repo.snapshot(&base, false)));
         let head_snapshot = repo.snapshot(&head, true);
@@ -174,6 +184,14 @@ pub fn detect(
         changed.iter().filter(|f| !IGNORED_TOP_LEVEL.iter().any(|dir| f.path.starts_with(dir))).collect();
     let mut head_units = discover_units(head);
     let mut base_units = discover_units(base);
+    // Stacks generate units of their own; the folders they copy units from are catalog entries, not units.
+    let head_stacks =
+        if changed.is_empty() { StackExpansion::default() } else { expand_stacks(&Evaluator::new(head.clone())) };
+    let base_stacks = expand_stacks(&Evaluator::new(base.clone()));
+    for source in head_stacks.sources.iter().chain(&base_stacks.sources) {
+        head_units.remove(source);
+        base_units.remove(source);
+    }
     // Evaluate first: which configs are only included parents (not units) is known from what units include.
     let mut head_reads =
         if changed.is_empty() { BTreeMap::new() } else { evaluate_snapshot_units(head.clone(), &head_units) };
@@ -195,10 +213,21 @@ pub fn detect(
         base_units.remove(&parent);
         deleted_reads.remove(&parent);
     }
-    let head_dirs: BTreeSet<String> = head_units.keys().cloned().collect();
+    let mut head_dirs: BTreeSet<String> = head_units.keys().cloned().collect();
     let base_dirs: BTreeSet<String> = base_units.keys().cloned().collect();
     let deleted_dirs: BTreeSet<String> = base_dirs.difference(&head_dirs).cloned().collect();
     let all_dirs: BTreeSet<String> = head_dirs.union(&base_dirs).cloned().collect();
+    let mut stack_of: BTreeMap<String, String> = BTreeMap::new();
+    for (stack, why) in &head_stacks.failed {
+        let dir = crate::snapshot::parent(stack);
+        if changed.iter().any(|f| crate::reads::is_under(&f.path, dir)) {
+            return Err(DetectError::Stack(format!(
+                "{stack}: {why}; its units can't be listed, so nothing is guessed"
+            )));
+        }
+        warnings.insert(format!("{stack}: {why}"));
+    }
+    warnings.extend(head_stacks.warnings.iter().cloned());
 
     let mut candidates: BTreeMap<String, Candidate> = BTreeMap::new();
     // Files a unit owns select it directly.
@@ -215,6 +244,23 @@ pub fn detect(
         } else if let Some(owner) = owning_unit(&all_dirs, &file.path) {
             let change = if deleted_dirs.contains(owner) { ChangeKind::Deleted } else { ChangeKind::Modified };
             candidates.entry(owner.clone()).or_default().select(change, Some(&file.path));
+        }
+    }
+
+    // Units a stack generates: added or deleted with their stack block; otherwise selected by what they read.
+    for (path, unit) in &head_stacks.units {
+        stack_of.insert(path.clone(), unit.stack_file.clone());
+        if !base_stacks.units.contains_key(path) {
+            candidates.entry(path.clone()).or_default().select(ChangeKind::Added, Some(&unit.stack_file));
+        }
+        head_dirs.insert(path.clone());
+        head_reads.insert(path.clone(), unit.reads.clone());
+    }
+    for (path, unit) in &base_stacks.units {
+        if !head_stacks.units.contains_key(path) && !changed.is_empty() {
+            stack_of.insert(path.clone(), unit.stack_file.clone());
+            candidates.entry(path.clone()).or_default().select(ChangeKind::Deleted, Some(&unit.stack_file));
+            deleted_reads.insert(path.clone(), unit.reads.clone());
         }
     }
 
@@ -285,12 +331,14 @@ pub fn detect(
             unknown_accounts.push(format!("{dir} (account {account:?})"));
             continue;
         };
+        let stack = stack_of.get(&dir).cloned();
         units.push(SelectedUnit {
             path: dir,
             change,
             account,
             deploy_order,
             reasons: candidate.reasons.into_iter().collect(),
+            stack,
         });
     }
     if !unknown_accounts.is_empty() {

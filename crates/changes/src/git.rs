@@ -140,6 +140,16 @@ impl GitRepo {
         Ok(files)
     }
 
+    /// Whether `commit` holds any terragrunt stack file (a cheap listing, no contents).
+    pub fn tree_has_stacks(&self, commit: &str) -> Result<bool, GitError> {
+        let out = self.git(&["ls-tree", "-r", "-z", "--name-only", "--full-tree", commit])?;
+        Ok(out.split(|b| *b == 0).any(|p| {
+            p.ends_with(crate::stacks::STACK_FILE.as_bytes())
+                && (p.len() == crate::stacks::STACK_FILE.len()
+                    || p[p.len() - crate::stacks::STACK_FILE.len() - 1] == b'/')
+        }))
+    }
+
     /// A snapshot of every file at `commit`. With `prefetch`, small config-like files are loaded in one batch up
     /// front (right when most units will be evaluated); without, contents are fetched as they are read.
     pub fn snapshot(&self, commit: &str, prefetch_configs: bool) -> Result<Snapshot, GitError> {

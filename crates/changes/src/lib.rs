@@ -17,6 +17,7 @@ pub mod modules;
 pub mod parsed;
 pub mod reads;
 pub mod snapshot;
+pub mod stacks;
 pub mod units;
 pub mod worktree;
 

@@ -31,6 +31,23 @@ pub struct IncludeSpec {
     pub path: Expression,
 }
 
+/// A `unit` or `stack` block of a `terragrunt.stack.hcl`.
+#[derive(Debug, Clone)]
+pub struct StackBlock {
+    /// `unit` or `stack`.
+    pub kind: String,
+    /// The block label.
+    pub name: String,
+    /// `source`: where the unit's (or stack's) folder is copied from.
+    pub source: Option<Expression>,
+    /// `path`: where it is generated, under `.terragrunt-stack/`.
+    pub path: Option<Expression>,
+    /// `values`, handed to the generated config.
+    pub values: Option<Expression>,
+    /// `no_dot_terragrunt_stack`: generate at `path` itself instead of under `.terragrunt-stack/`.
+    pub no_dot: Option<Expression>,
+}
+
 /// A parsed config, indexed.
 #[derive(Debug, Clone, Default)]
 pub struct ParsedConfig {
@@ -53,6 +70,8 @@ pub struct ParsedConfig {
     pub nested_reads: Vec<Expression>,
     /// Every function name called anywhere in the file.
     pub functions: HashSet<String>,
+    /// `unit` and `stack` blocks (in a `terragrunt.stack.hcl`).
+    pub stack_blocks: Vec<StackBlock>,
     /// Whether any expression uses the `include` variable (`include.<name>.locals...`), so exposed values matter.
     pub references_include: bool,
 }
@@ -294,6 +313,17 @@ fn index_block(block: &Block, parsed: &mut ParsedConfig) {
             collect_nested_reads(&block.body, parsed, &["config_path"]);
         }
         "dependencies" => parsed.dependency_paths.extend(attr("paths")),
+        "unit" | "stack" => {
+            parsed.stack_blocks.push(StackBlock {
+                kind: block.identifier.as_str().to_owned(),
+                name: label,
+                source: attr("source"),
+                path: attr("path"),
+                values: attr("values"),
+                no_dot: attr("no_dot_terragrunt_stack"),
+            });
+            collect_nested_reads(&block.body, parsed, &[]);
+        }
         "terraform" => {
             parsed.terraform_source = attr("source");
             for arguments in block.body.blocks().filter(|b| b.identifier.as_str() == "extra_arguments") {

@@ -196,6 +196,8 @@ pub struct UnitsAnswer {
     pub units: Vec<String>,
     /// Warnings about the selected units.
     pub warnings: Vec<String>,
+    /// For each selected unit a stack generates: the stack file.
+    pub stacks: BTreeMap<String, String>,
 }
 
 /// A `--reading` style pattern, ready to match.
@@ -266,15 +268,26 @@ pub fn units_reading(snapshot: Arc<Snapshot>, query: &UnitsQuery) -> Result<Unit
     let exclude = dir_matchers(&query.exclude_dirs, "--exclude-dir")?;
 
     let mut units = discover_units(&snapshot);
+    let stacks = crate::stacks::expand_stacks(&Evaluator::new(snapshot.clone()));
+    for source in &stacks.sources {
+        units.remove(source);
+    }
     // Always evaluated: which configs are included parents rather than units depends on what units include.
     let mut reads = evaluate_snapshot_units(snapshot.clone(), &units);
     for (parent, _) in crate::detect::included_parents(&snapshot, &units, &reads, &BTreeMap::new()) {
         units.remove(&parent);
         reads.remove(&parent);
     }
-    let unit_dirs: BTreeSet<String> = units.keys().cloned().collect();
-    let empty = Reads::default();
+    let mut unit_dirs: BTreeSet<String> = units.keys().cloned().collect();
     let mut answer = UnitsAnswer::default();
+    for (path, unit) in stacks.units {
+        unit_dirs.insert(path.clone());
+        answer.stacks.insert(path.clone(), unit.stack_file);
+        reads.insert(path, unit.reads);
+    }
+    answer.warnings.extend(stacks.warnings);
+    answer.warnings.extend(stacks.failed.into_iter().map(|(stack, why)| format!("{stack}: {why}")));
+    let empty = Reads::default();
     for dir in &unit_dirs {
         let unit_reads = reads.get(dir).unwrap_or(&empty);
         let mut selected = reading.is_empty()
@@ -302,6 +315,7 @@ pub fn units_reading(snapshot: Arc<Snapshot>, query: &UnitsQuery) -> Result<Unit
             answer.warnings.extend(unit_reads.all_warnings());
         }
     }
+    answer.stacks.retain(|path, _| answer.units.contains(path));
     answer.warnings.sort();
     answer.warnings.dedup();
     Ok(answer)

@@ -103,10 +103,18 @@ pub fn check_unit_path(path: &str) -> Result<(), &'static str> {
         if segments > MAX_PATH_SEGMENTS {
             return Err("has more than 32 segments");
         }
+        // Units a terragrunt stack generates live under `<stack>/.terragrunt-stack/`: that one dot-folder, never
+        // first (it is not an account), is a name, not traversal.
+        if segment == GENERATED_STACK_DIR && segments > 1 {
+            continue;
+        }
         check_path_segment(segment)?;
     }
     Ok(())
 }
+
+/// The folder `terragrunt stack generate` writes units into.
+pub const GENERATED_STACK_DIR: &str = ".terragrunt-stack";
 
 /// Checks one path segment: `^[A-Za-z0-9_][A-Za-z0-9._-]*$`, which also excludes `.` and `..`.
 pub fn check_path_segment(segment: &str) -> Result<(), &'static str> {
@@ -346,7 +354,14 @@ mod tests {
 
     #[test]
     fn unit_paths() {
-        let ok = ["dev", "dev/us-east-1/dev/vpc", "_envcommon/x.hcl", "a/b-c/d_e/f.g", "0/1"];
+        let ok = [
+            "dev",
+            "dev/us-east-1/dev/vpc",
+            "_envcommon/x.hcl",
+            "a/b-c/d_e/f.g",
+            "0/1",
+            "dev/app/.terragrunt-stack/db",
+        ];
         for p in ok {
             assert_eq!(check_unit_path(p), Ok(()), "{p:?}");
         }
@@ -373,6 +388,9 @@ mod tests {
             "dev/$(id)",
             "dév",
             "dev/\n",
+            ".terragrunt-stack/x",
+            "dev/.terragrunt-stacks/x",
+            "dev/.terragrunt-stack/../x",
             &too_deep,
             &too_long,
         ];

@@ -18,6 +18,12 @@ pub enum UnitAt {
 /// Whether `path` is a unit at `commit` for `binary`: `terragrunt.hcl` (or `.hcl.json`) for terragrunt, any
 /// `*.tf`/`*.tf.json`/`*.tofu` file for terraform.
 pub fn unit_at(repo: &Repo, commit: &str, path: &str, binary: ToolBinary) -> Result<UnitAt, GitError> {
+    if deploy_runner_changes::stacks::is_generated_path(path) {
+        // A unit a stack generates is present at a commit when that commit's stacks generate it.
+        let generated = crate::sources::stack_generates(repo.dir(), commit, path)
+            .map_err(|e| GitError { operation: format!("stack at {commit}"), output: e })?;
+        return Ok(if generated { UnitAt::Present } else { UnitAt::Absent });
+    }
     let segments: Vec<&str> = path.split('/').collect();
     let prefixes: Vec<String> = (1..=segments.len()).map(|n| segments[..n].join("/")).collect();
     let entries = repo.tree_entries(commit, path)?;

@@ -12,6 +12,28 @@ use deploy_runner_gate::ToolBinary;
 use std::path::Path;
 use std::sync::Arc;
 
+/// Whether the stacks at `commit` generate the unit `path`.
+pub fn stack_generates(clone: &Path, commit: &str, path: &str) -> Result<bool, String> {
+    let git = GitRepo::open(clone).map_err(|e| e.to_string())?;
+    let snapshot = Arc::new(git.snapshot(commit, false).map_err(|e| e.to_string())?);
+    Ok(deploy_runner_changes::stacks::expand_stacks(&Evaluator::new(snapshot)).units.contains_key(path))
+}
+
+/// Checks that the stack at `commit` generates the unit `path`, with every local source inside the clone.
+pub fn check_stack_unit(clone: &Path, commit: &str, path: &str) -> Result<(), String> {
+    let git = GitRepo::open(clone).map_err(|e| e.to_string())?;
+    let snapshot = Arc::new(git.snapshot(commit, false).map_err(|e| e.to_string())?);
+    let expansion = deploy_runner_changes::stacks::expand_stacks(&Evaluator::new(snapshot));
+    let Some(unit) = expansion.units.get(path) else {
+        return Err(format!("no terragrunt stack at {commit} generates {path}; refusing to run it"));
+    };
+    let stack = &unit.stack_file;
+    if let Some((_, why)) = expansion.failed.iter().find(|(file, _)| file == stack) {
+        return Err(format!("{stack}: {why}; refusing to generate it"));
+    }
+    Ok(())
+}
+
 /// Checks the unit at `unit` (repo-relative) of the clone at `clone`, at `commit`. `Err` says why it is refused.
 pub fn check_local_sources(clone: &Path, commit: &str, unit: &str, binary: ToolBinary) -> Result<(), String> {
     let git = GitRepo::open(clone).map_err(|e| e.to_string())?;

@@ -82,6 +82,12 @@ pub fn commands(style: ToolStyle, operation: Operation) -> Vec<Vec<String>> {
     }
 }
 
+/// The argv that generates a terragrunt stack's units (`terragrunt stack generate`), run in the stack's folder
+/// before one of its units.
+pub fn stack_generate() -> Vec<String> {
+    ["stack", "generate", "--non-interactive"].map(str::to_owned).to_vec()
+}
+
 /// The environment every tool run gets: automation mode, never prompt.
 pub const TOOL_ENV: [(&str, &str); 4] = [
     ("TF_IN_AUTOMATION", "1"),

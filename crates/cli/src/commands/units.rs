@@ -26,7 +26,14 @@ pub fn run(args: UnitsArgs) -> anyhow::Result<ExitCode> {
         errln!("warning: {warning}");
     }
     match resolve_format(args.format) {
-        Format::Json => print_json(&serde_json::json!({ "units": answer.units }))?,
+        Format::Json => {
+            let mut json = serde_json::json!({ "units": answer.units });
+            if !answer.stacks.is_empty() {
+                // An addition: units a stack generates, with their stack file.
+                json["stacks"] = serde_json::json!(answer.stacks);
+            }
+            print_json(&json)?
+        }
         Format::Text => answer.units.iter().for_each(|u| outln!("{u}")),
     }
     Ok(ExitCode::SUCCESS)
