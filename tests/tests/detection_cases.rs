@@ -310,3 +310,37 @@ fn a_stack_that_cannot_be_evaluated_is_reported_not_guessed() {
     assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stdout));
     assert!(String::from_utf8_lossy(&output.stderr).contains("dev/broken/terragrunt.stack.hcl"));
 }
+
+#[test]
+fn the_stacks_example_repository() {
+    // gruntwork's terragrunt-infrastructure-live-stacks-example: stacks of units from a remote catalog.
+    let accounts = r#"{"non-prod": {"deploy_order": 1}, "prod": {"deploy_order": 2}}"#;
+    let repo = TestRepo::from_corpus("terragrunt-infrastructure-live-stacks-example", &[("accounts.json", accounts)]);
+    repo.append("non-prod/us-east-1/stateful-lambda-service/terragrunt.stack.hcl", "\n# bigger\n");
+    repo.commit("non-prod stack");
+    let report = changes(&repo, &[]);
+    let units = report["units"].as_array().expect("units");
+    let stack = "non-prod/us-east-1/stateful-lambda-service/terragrunt.stack.hcl";
+    // The stack's own three units read the edited stack file (their `values` come from it).
+    let direct: Vec<&str> = units
+        .iter()
+        .filter(|u| u["reasons"].as_array().is_some_and(|r| r.len() == 1 && r[0] == stack))
+        .filter_map(|u| u["path"].as_str())
+        .collect();
+    assert_eq!(direct.len(), 3, "{report}");
+    assert!(direct.iter().all(|u| u.starts_with("non-prod/us-east-1/stateful-lambda-service/.terragrunt-stack/")));
+    // The catalog's units are remote: what their terragrunt.hcl reads is unknown, so prod's copies fail closed
+    // (selected, after non-prod, saying why) rather than being silently left out.
+    assert_eq!(units.len(), 6, "{report}");
+    for unit in &units[3..] {
+        assert_eq!(unit["account"], "prod", "{report}");
+        assert!(unit["reasons"].to_string().contains("unresolved"), "{report}");
+    }
+    assert!(report["warnings"].to_string().contains("remote source"), "said why it fails closed: {report}");
+    // Shared configuration reaches both accounts' stacks, non-prod first.
+    repo.append("root.hcl", "\n# tweak\n");
+    repo.commit("root");
+    let units = paths(&changes(&repo, &[]));
+    assert_eq!(units.len(), 6, "{units:?}");
+    assert!(units[..3].iter().all(|u| u.starts_with("non-prod/")) && units[3..].iter().all(|u| u.starts_with("prod/")));
+}

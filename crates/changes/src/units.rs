@@ -101,12 +101,16 @@ impl ModuleTrees<'_> {
 
     /// Adds the folders the unit's (and its local source's) module calls reach to its reads.
     fn add_to(&self, unit: &str, reads: &mut Reads) {
-        let mut starts = vec![unit.to_owned()];
-        for root in reads.all_source_dirs() {
-            starts.extend(self.folders_under(&root).iter().cloned());
+        let mut trees = Vec::new();
+        // The unit's own folder is its alone: followed uncached, and only when it holds Terraform files (most
+        // terragrunt units hold none, and 10,000 one-off cache entries cost more than they save).
+        if self.snapshot.files_in(unit).iter().any(|f| crate::modules::is_terraform_file(f)) {
+            trees.push(Arc::new(crate::modules::local_module_tree(self.snapshot, [unit])));
         }
-        for start in starts {
-            let tree = self.tree(&start);
+        for root in reads.all_source_dirs() {
+            trees.extend(self.folders_under(&root).iter().map(|start| self.tree(start)));
+        }
+        for tree in trees {
             reads.module_dirs.extend(tree.dirs.iter().cloned());
             reads.warnings.extend(tree.escapes.iter().map(|e| format!("{unit}: {e} leaves the repository; not read")));
         }
