@@ -15,7 +15,7 @@ use deploy_runner_gate::{ChangeKind, Policy, Rollout, RolloutMode, RolloutUnit};
 use deploy_runner_rollout::asl::{definition, MachineSettings, TASK_STATE};
 use deploy_runner_rollout::execution::{execution_arn, execution_name};
 use deploy_runner_rollout::{
-    execute, plan_waves, Approval, Approver, RunState, RunStatus, RunStore, Wave, WaveResult, WaveRunner,
+    execute, plan_waves, Approval, Approver, NoLedger, RunState, RunStatus, RunStore, Wave, WaveResult, WaveRunner,
 };
 use serde_json::{json, Value};
 
@@ -111,6 +111,8 @@ fn rollout() -> Rollout {
         git_ref: "0123456789abcdef0123456789abcdef01234567".into(),
         mode: RolloutMode::Apply,
         units: vec![unit("prod/app"), unit("dev/app"), unit("stage/app")],
+        apply_ref: None,
+        deployed_commit: None,
     }
 }
 
@@ -151,7 +153,8 @@ fn run_local(scenario: &Scenario) -> Outcome {
     for attempt in attempts {
         let mut runner = Runner(attempt, vec![]);
         let status =
-            execute(&mut state, &approvals, &mut runner, &mut Answer(attempt.approval), &mut NoStore).expect("run");
+            execute(&mut state, &approvals, &mut runner, &mut Answer(attempt.approval), &mut NoStore, &mut NoLedger)
+                .expect("run");
         outcome.push((runner.1, status == RunStatus::Succeeded));
     }
     outcome

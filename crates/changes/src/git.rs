@@ -42,6 +42,9 @@ pub enum GitError {
     Spawn(#[from] std::io::Error),
 }
 
+/// Git's empty tree: as a base, every file at head is added (`deploy-runner ci --all`).
+pub const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+
 /// How a file changed between two commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileStatus {
@@ -90,6 +93,9 @@ impl GitRepo {
 
     /// Resolves a revision (`HEAD~1`, a branch, a SHA) to a full commit id.
     pub fn resolve_commit(&self, rev: &str) -> Result<String, GitError> {
+        if rev == EMPTY_TREE {
+            return Ok(EMPTY_TREE.to_owned());
+        }
         let spec = format!("{rev}^{{commit}}");
         match self.git(&["rev-parse", "--verify", "--quiet", "--end-of-options", &spec]) {
             Ok(out) => Ok(String::from_utf8_lossy(&out).trim().to_owned()),
@@ -108,7 +114,27 @@ impl GitRepo {
         }
     }
 
-    /// The merge base of two commits.
+    /// Whether `ancestor` is `descendant` or one of its ancestors.
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool, GitError> {
+        let (ancestor, descendant) = (self.resolve_commit(ancestor)?, self.resolve_commit(descendant)?);
+        let status = Command::new("git")
+            .arg("-C")
+            .arg(&self.dir)
+            .args(["merge-base", "--is-ancestor", &ancestor, &descendant])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        Ok(status.success())
+    }
+
+    /// The bytes of `path` at `commit`, or `None` when it has no such file.
+    pub fn file_at(&self, commit: &str, path: &str) -> Option<Vec<u8>> {
+        let commit = self.resolve_commit(commit).ok()?;
+        self.git(&["cat-file", "blob", "--end-of-options", &format!("{commit}:{path}")]).ok()
+    }
+
+    /// The merge-base of two commits.
     pub fn merge_base(&self, a: &str, b: &str) -> Result<String, GitError> {
         let out = self.git(&["merge-base", "--end-of-options", a, b])?;
         Ok(String::from_utf8_lossy(&out).trim().to_owned())

@@ -36,6 +36,8 @@ fn rollout(accounts: usize) -> Rollout {
                 source_ref: None,
             })
             .collect(),
+        apply_ref: None,
+        deployed_commit: None,
     }
 }
 
@@ -47,7 +49,12 @@ fn bench(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("rollout_of_waves", waves), |b| {
         b.iter_with_setup(tempfile::tempdir, |dir| {
             let dir = dir.expect("tempdir");
-            let sequencer = LocalSequencer { policy: policy(waves), state_dir: dir.path().to_path_buf() };
+            let sequencer = LocalSequencer {
+                policy: policy(waves),
+                state_dir: dir.path().to_path_buf(),
+                lock_wait: Duration::from_secs(1),
+                interrupt: interrupt.clone(),
+            };
             let task = LocalTask {
                 binary: "true".into(),
                 policy_json: String::new(),

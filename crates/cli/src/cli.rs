@@ -35,6 +35,8 @@ pub enum Command {
     Resume(RunArgs),
     /// Where a run is, and each wave's status.
     Status(RunArgs),
+    /// What each account last deployed from an apply ref, and which apply rollout holds its lock.
+    Ledger(LedgerArgs),
     /// Plan one unit.
     Plan(UnitArgs),
     /// Apply one unit (at an apply ref, or a SHA on one).
@@ -69,7 +71,8 @@ pub struct BackendArgs {
     /// Seconds a local approval waits before it times out.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub approval_timeout: u64,
-    /// How long to follow an AWS run before giving up (exit 1, with how to keep following).
+    /// How long to follow an AWS run, or to wait while another apply rollout of the same repo and apply ref holds
+    /// the lock, before giving up (exit 1, with how to keep following).
     #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = parse_duration)]
     pub max_wait: std::time::Duration,
     /// Who asks (recorded in the audit trail).
@@ -100,7 +103,8 @@ pub struct CiArgs {
     #[arg(long)]
     pub branch: String,
     /// The base revision (default: the push's `before` from GITHUB_EVENT_PATH, else HEAD^; for a pull request the
-    /// merge-base with origin/<apply ref>).
+    /// merge-base with origin/<apply ref>). On a push to an apply ref, accounts with a deployment in the ledger
+    /// are diffed from that instead.
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
     /// The head revision.
@@ -115,6 +119,10 @@ pub struct CiArgs {
     /// Also select units that depend on selected units.
     #[arg(long)]
     pub with_dependents: bool,
+    /// On a push to an apply ref, deploy every unit of the accounts that have nothing to diff from: no deployment
+    /// recorded in the ledger, and no usable push base (a new branch, or a `before` missing from the checkout).
+    #[arg(long)]
+    pub all: bool,
     /// Summary format (default: text on a terminal, json otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -138,12 +146,32 @@ pub enum CiEvent {
     PullRequest,
 }
 
+/// Flags of `deploy-runner ledger`.
+#[derive(Debug, clap::Args)]
+pub struct LedgerArgs {
+    /// The infrastructure-live repo URL (default: the origin of the checkout in the working directory).
+    #[arg(long, value_name = "URL")]
+    pub repo_url: Option<String>,
+    /// The apply ref (default: the policy's first).
+    #[arg(long, value_name = "BRANCH")]
+    pub apply_ref: Option<String>,
+    /// Output format (default: text on a terminal, json otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Where the ledger is.
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
 /// Flags of `deploy-runner rollout`.
 #[derive(Debug, clap::Args)]
 pub struct RolloutArgs {
     /// The rollout request JSON file, or `-` for stdin.
     #[arg(long, value_name = "REQUEST.json")]
     pub request: PathBuf,
+    /// Output format (default: text on a terminal, json otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// Where to send it.
     #[command(flatten)]
     pub backend: BackendArgs,
@@ -172,6 +200,9 @@ pub struct RunArgs {
     /// The run id.
     #[arg(long = "run", value_name = "RUN_ID")]
     pub run_id: String,
+    /// Output format (default: text on a terminal, json otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// Where the run is.
     #[command(flatten)]
     pub backend: BackendArgs,

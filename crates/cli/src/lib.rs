@@ -15,6 +15,7 @@ macro_rules! errln {
 
 pub mod cli;
 mod commands;
+pub mod ledger;
 pub mod local;
 mod output;
 pub mod progress;

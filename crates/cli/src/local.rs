@@ -10,7 +10,8 @@ use deploy_runner_gate::{ActionRequest, Gate, Policy, Request, Rollout};
 use deploy_runner_rollout::execution::task_command;
 use deploy_runner_rollout::sequencer::WaveStatus;
 use deploy_runner_rollout::{
-    execute, plan_waves, Approval, Approver, FileStore, RunState, RunStatus, Wave, WaveResult, WaveRunner,
+    execute, plan_waves, ApplyLock, Approval, Approver, FileStore, LedgerScope, NoLedger, RunState, RunStatus, Wave,
+    WaveLedger, WaveResult, WaveRunner,
 };
 use deploy_runner_task::mask::Masker;
 use deploy_runner_task::process::{run_streamed, Echo, RunContext};
@@ -390,6 +391,16 @@ pub struct LocalSequencer {
     pub policy: Policy,
     /// The state directory.
     pub state_dir: PathBuf,
+    /// How long an apply rollout waits for another one of the same repo and apply ref to stop.
+    pub lock_wait: Duration,
+    /// Set on Ctrl-C (ends a wait for the lock).
+    pub interrupt: Arc<AtomicBool>,
+}
+
+/// What an apply rollout holds while it runs: its scope's lock, and the ledger its waves are recorded in.
+struct Serialised {
+    _lock: crate::ledger::LocalApplyLock,
+    ledger: crate::ledger::LocalWaveLedger,
 }
 
 impl LocalSequencer {
@@ -429,9 +440,58 @@ impl LocalSequencer {
         let waves = plan_waves(&self.policy, rollout).map_err(|e| LocalError::State(e.to_string()))?;
         let mut state = RunState::new(run_id, waves);
         let _lock = RunLock::take(&self.state_dir, run_id)?;
+        let mut serialised = self.serialise(&mut state)?;
         let approvals = self.approvals(&state);
-        execute(&mut state, &approvals, runner, approver, &mut store).map_err(io("cannot save the run state"))?;
+        let ledger: &mut dyn WaveLedger = match &mut serialised {
+            Some(s) => &mut s.ledger,
+            None => &mut NoLedger,
+        };
+        execute(&mut state, &approvals, runner, approver, &mut store, ledger)
+            .map_err(io("cannot save the run state"))?;
         Ok(state)
+    }
+
+    /// For an apply rollout: waits for its scope's lock (`lock_wait` at most), then tells each wave still to run
+    /// what its account has deployed (the task refuses an older commit). Plans take no lock.
+    fn serialise(&self, state: &mut RunState) -> Result<Option<Serialised>, LocalError> {
+        let Some(first) = state.plan.first() else { return Ok(None) };
+        if first.request.mode != deploy_runner_gate::RolloutMode::Apply {
+            return Ok(None);
+        }
+        let scope = LedgerScope::of(&self.policy, &first.request);
+        let holder = ApplyLock {
+            run_id: state.run_id.clone(),
+            commit: first.request.git_ref.clone(),
+            holder: format!("pid {}", std::process::id()),
+            acquired_at: deploy_runner_rollout::ledger::rfc3339(std::time::SystemTime::now()),
+        };
+        let lock = crate::ledger::LocalApplyLock::take(
+            &self.state_dir,
+            &scope,
+            &holder,
+            self.lock_wait,
+            &self.interrupt,
+            |current| {
+                let who = current.map_or("another apply rollout".to_owned(), |h| {
+                    format!("apply rollout {} (commit {}, {})", h.run_id, h.commit, h.holder)
+                });
+                errln!(
+                    "deploy-runner: queued: {who} holds the apply lock of {} {}; waiting up to {}s",
+                    scope.repo,
+                    scope.apply_ref,
+                    self.lock_wait.as_secs()
+                );
+            },
+        )?;
+        let ledger = crate::ledger::FileLedger::new(&self.state_dir);
+        let view = ledger.read(&scope)?;
+        for (wave, record) in state.plan.iter_mut().zip(&state.waves) {
+            if record.status != WaveStatus::Succeeded {
+                wave.request.apply_ref = Some(scope.apply_ref.clone());
+                wave.request.deployed_commit = view.deployed(&wave.account).map(str::to_owned);
+            }
+        }
+        Ok(Some(Serialised { _lock: lock, ledger: crate::ledger::LocalWaveLedger { ledger, scope } }))
     }
 
     /// Resumes `run_id` from its first wave that did not succeed, after the gate re-checks what remains.
@@ -459,8 +519,14 @@ impl LocalSequencer {
             self.admit(&request)?;
         }
         let mut store = FileStore::new(&self.state_dir);
+        let mut serialised = self.serialise(&mut state)?;
         let approvals = self.approvals(&state);
-        execute(&mut state, &approvals, runner, approver, &mut store).map_err(io("cannot save the run state"))?;
+        let ledger: &mut dyn WaveLedger = match &mut serialised {
+            Some(s) => &mut s.ledger,
+            None => &mut NoLedger,
+        };
+        execute(&mut state, &approvals, runner, approver, &mut store, ledger)
+            .map_err(io("cannot save the run state"))?;
         Ok(state)
     }
 }

@@ -32,6 +32,10 @@ pub struct RuntimeConfig {
     /// The rollout state machine, once rollouts are deployed.
     #[serde(default)]
     pub state_machine_arn: Option<String>,
+    /// The DynamoDB table of the deployment ledger and the apply locks. Without it (deployments older than the
+    /// ledger), apply rollouts are neither serialised nor recorded, and `ledger` is not supported.
+    #[serde(default)]
+    pub ledger_table: Option<String>,
 }
 
 fn default_container_name() -> String {

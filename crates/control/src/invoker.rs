@@ -3,7 +3,9 @@
 
 use crate::audit::AuditRecord;
 use crate::config::{InvokerConfig, RuntimeConfig};
-use crate::ports::{Executions, Logs, NoExecutions, PortError, RunTaskRequest, TaskState, Tasks};
+use crate::ports::{
+    Executions, LedgerStore, Logs, NoExecutions, NoLedgerStore, PortError, RunTaskRequest, TaskState, Tasks,
+};
 use crate::rollouts::RolloutView;
 use crate::runid::{run_identity, tag_value, task_id, RunIdentity};
 use deploy_runner_gate::{quote, Action, ActionRequest, Container, Gate, Request, RunQuery};
@@ -24,7 +26,8 @@ pub struct InvokeResponse {
     pub decision: String,
     /// A stable code: the gate's, or `request_id_conflict`, `entry_point_denied` (denials), `task_launch_failed`,
     /// `aws_error`, `run_not_found`, `not_supported`, `approval_not_waiting`, `nothing_to_resume`,
-    /// `rollout_too_large`, `too_many_attempts`, `input_unreadable`, `account_unknown`.
+    /// `rollout_too_large`, `too_many_attempts`, `input_unreadable`, `account_unknown`, `apply_in_progress` (another
+    /// apply rollout of the same repo and apply ref holds the lock: ask again when it stops).
     pub reason: String,
     /// A human-readable explanation.
     pub message: String,
@@ -48,6 +51,9 @@ pub struct InvokeResponse {
     /// For rollouts: the execution and each wave's progress.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutView>,
+    /// For `ledger`, and with `apply_in_progress`: the scope's entries and lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<deploy_runner_rollout::LedgerView>,
 }
 
 /// Where a run is, and how it ended.
@@ -128,12 +134,13 @@ impl EntryPoint {
 }
 
 /// The invoker, generic over its AWS ports so tests can call it directly.
-pub struct Invoker<T, L, E = NoExecutions> {
+pub struct Invoker<T, L, E = NoExecutions, D = NoLedgerStore> {
     pub(crate) gate: Gate,
     pub(crate) runtime: RuntimeConfig,
     pub(crate) tasks: T,
     pub(crate) logs: L,
     pub(crate) executions: E,
+    pub(crate) ledger: D,
     pub(crate) entry_point: EntryPoint,
 }
 
@@ -147,12 +154,13 @@ impl<T: Tasks + Sync, L: Logs + Sync> Invoker<T, L> {
             tasks,
             logs,
             executions: NoExecutions,
+            ledger: NoLedgerStore,
             entry_point: EntryPoint::Ci,
         }
     }
 }
 
-impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
+impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync, D: LedgerStore + Sync> Invoker<T, L, E, D> {
     /// The task port (for tests and diagnostics).
     pub fn tasks(&self) -> &T {
         &self.tasks
@@ -164,19 +172,38 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
     }
 
     /// The same invoker with the Step Functions port for rollouts.
-    pub fn with_executions<X: Executions + Sync>(self, executions: X) -> Invoker<T, L, X> {
+    pub fn with_executions<X: Executions + Sync>(self, executions: X) -> Invoker<T, L, X, D> {
         Invoker {
             gate: self.gate,
             runtime: self.runtime,
             tasks: self.tasks,
             logs: self.logs,
             executions,
+            ledger: self.ledger,
             entry_point: self.entry_point,
         }
     }
 
+    /// The same invoker with the ledger table's port (used when `runtime.ledger_table` is set).
+    pub fn with_ledger<X: LedgerStore + Sync>(self, ledger: X) -> Invoker<T, L, E, X> {
+        Invoker {
+            gate: self.gate,
+            runtime: self.runtime,
+            tasks: self.tasks,
+            logs: self.logs,
+            executions: self.executions,
+            ledger,
+            entry_point: self.entry_point,
+        }
+    }
+
+    /// The ledger port (for tests and diagnostics).
+    pub fn ledger(&self) -> &D {
+        &self.ledger
+    }
+
     /// The same invoker answering as `entry_point`.
-    pub fn with_entry_point(mut self, entry_point: EntryPoint) -> Invoker<T, L, E> {
+    pub fn with_entry_point(mut self, entry_point: EntryPoint) -> Invoker<T, L, E, D> {
         self.entry_point = entry_point;
         self
     }
@@ -215,6 +242,7 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
                 ActionRequest::Approve(answer) => self.answer_approval(&admitted.request.actor, answer, true).await,
                 ActionRequest::Reject(answer) => self.answer_approval(&admitted.request.actor, answer, false).await,
                 ActionRequest::Resume(query) => self.resume(&admitted.request.actor, &query.run_id).await,
+                ActionRequest::Ledger(query) => self.read_ledger(query).await,
                 _ => match admitted.container {
                     Some(container) => self.launch(&admitted.request, container, nonce).await,
                     None => error(None, "not_supported", "this action starts nothing"),

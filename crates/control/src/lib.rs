@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod config;
 pub mod invoker;
+pub mod ledger;
 pub mod ports;
 pub mod rollouts;
 pub mod runid;

@@ -1,6 +1,7 @@
 //! The narrow ports the invoker needs from AWS. `deploy-runner-aws` implements them for ECS and CloudWatch Logs;
 //! tests implement them in memory.
 
+use deploy_runner_rollout::{ApplyLock, LedgerScope, LedgerView};
 use std::future::Future;
 
 /// How an AWS call failed, as far as the invoker cares.
@@ -207,4 +208,47 @@ impl Executions for NoExecutions {
 pub trait Secrets {
     /// The current `SecretString` of `secret_id` (name or ARN).
     fn secret_string(&self, secret_id: &str) -> impl Future<Output = Result<String, PortError>> + Send;
+}
+
+/// The deployment ledger and the apply locks (a DynamoDB table), as the invoker uses them. The state machine writes
+/// ledger entries and releases locks itself; the invoker reads, takes and (when a start fails) gives back.
+pub trait LedgerStore {
+    /// A scope's entries and lock (a strongly consistent read).
+    fn read(&self, scope: &LedgerScope) -> impl Future<Output = Result<LedgerView, PortError>> + Send;
+    /// Takes the scope's lock for `lock`, when it is free or still held by exactly `replacing` (a holder that has
+    /// ended). `Ok(None)`: taken; `Ok(Some(holder))`: someone else holds it.
+    fn acquire(
+        &self,
+        scope: &LedgerScope,
+        lock: &ApplyLock,
+        replacing: Option<&ApplyLock>,
+    ) -> impl Future<Output = Result<Option<ApplyLock>, PortError>> + Send;
+    /// Gives the lock back, if `run_id` holds it.
+    fn release(&self, scope: &LedgerScope, run_id: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// For deployments without a ledger table: every call fails, and the invoker makes none because
+/// `runtime.ledger_table` is unset.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLedgerStore;
+
+fn no_ledger<T>() -> Result<T, PortError> {
+    Err(PortError { kind: PortErrorKind::Other, message: "this deployment has no ledger table".into() })
+}
+
+impl LedgerStore for NoLedgerStore {
+    async fn read(&self, _: &LedgerScope) -> Result<LedgerView, PortError> {
+        no_ledger()
+    }
+    async fn acquire(
+        &self,
+        _: &LedgerScope,
+        _: &ApplyLock,
+        _: Option<&ApplyLock>,
+    ) -> Result<Option<ApplyLock>, PortError> {
+        no_ledger()
+    }
+    async fn release(&self, _: &LedgerScope, _: &str) -> Result<(), PortError> {
+        no_ledger()
+    }
 }

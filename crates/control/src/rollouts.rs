@@ -6,7 +6,7 @@
 //! also binds the rest of it.
 
 use crate::invoker::{aws_error, error, request_id_conflict, Holder, InvokeResponse, Invoker};
-use crate::ports::{ExecutionState, Executions, Logs, Tasks};
+use crate::ports::{ExecutionState, Executions, LedgerStore, Logs, Tasks};
 use crate::runid::{claim_of, run_identity, RunIdentity};
 use deploy_runner_gate::{ActionRequest, ApprovalAnswer, Container, Request, Rollout, RolloutMode, RunQuery};
 use deploy_runner_rollout::execution::{
@@ -55,7 +55,7 @@ pub(crate) struct FoundRollout {
     name_base: String,
 }
 
-impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
+impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync, D: LedgerStore + Sync> Invoker<T, L, E, D> {
     fn state_machine(&self) -> Option<&str> {
         self.runtime.state_machine_arn.as_deref().filter(|arn| !arn.is_empty())
     }
@@ -201,23 +201,56 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
         rollout: &Rollout,
         completed: Vec<String>,
     ) -> InvokeResponse {
-        let waves = match plan_waves(self.gate.policy(), rollout) {
+        let mut waves = match plan_waves(self.gate.policy(), rollout) {
             Ok(waves) => waves,
             // The gate refuses unknown accounts first; this guards a policy changed between gate and planning.
             Err(e) => return error(Some(run_id.to_owned()), "account_unknown", &e.to_string()),
         };
+        let name = execution_name(name_base, attempt);
+        // An apply rollout runs only while it holds its repo and apply ref's lock, and each wave learns what its
+        // account has deployed (the task refuses an older commit); the state machine records and releases.
+        let serialised = rollout.mode == RolloutMode::Apply && self.has_ledger();
+        let scope = deploy_runner_rollout::LedgerScope::of(self.gate.policy(), rollout);
+        if serialised {
+            let holder = execution_arn(machine, &name);
+            if let Err(response) = self.take_lock(&scope, run_id, &rollout.git_ref, &holder).await {
+                return response;
+            }
+            match self.ledger.read(&scope).await {
+                Ok(view) => {
+                    for wave in &mut waves {
+                        wave.request.apply_ref = Some(scope.apply_ref.clone());
+                        wave.request.deployed_commit = view.deployed(&wave.account).map(str::to_owned);
+                    }
+                }
+                Err(e) => {
+                    self.give_back_lock(&scope, run_id).await;
+                    return aws_error(Some(run_id.to_owned()), &e);
+                }
+            }
+        }
         let header = RolloutHeader {
             actor: actor.to_owned(),
             repo: rollout.repo.clone(),
             git_ref: rollout.git_ref.clone(),
             mode: rollout.mode,
+            apply_ref: serialised.then(|| scope.apply_ref.clone()),
         };
         let definition = self.task_definition(rollout.mode).to_owned();
-        let input = match build_input(self.gate.policy(), run_id, attempt, header, completed, &waves, &definition) {
+        let mut input = match build_input(self.gate.policy(), run_id, attempt, header, completed, &waves, &definition) {
             Ok(input) => input,
-            Err(e) => return error(Some(run_id.to_owned()), e.reason(), &e.to_string()),
+            Err(e) => {
+                if serialised {
+                    self.give_back_lock(&scope, run_id).await;
+                }
+                return error(Some(run_id.to_owned()), e.reason(), &e.to_string());
+            }
         };
-        let name = execution_name(name_base, attempt);
+        if !serialised {
+            // Without a ledger table the state machine has nothing to record or release.
+            input.holds_lock = false;
+            input.waves.iter_mut().for_each(|w| w.records_ledger = false);
+        }
         match self.executions.start(machine, &name, &input.to_json()).await {
             Ok(arn) => {
                 let progress = wave_progress(&input, &[]);
@@ -228,21 +261,35 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync> Invoker<T, L, E> {
                 self.rollout_answer(&found, message)
             }
             // The name is taken: by this very run (a retry after it ended), or by another request's.
-            Err(e) if e.message.contains("ExecutionAlreadyExists") => match self.find_rollout(run_id).await {
-                Ok(Some(found)) => {
-                    let message = format!("already started for this request_id: rollout {} is {}", run_id, {
-                        self.view(&found).outcome
-                    });
-                    self.rollout_answer(&found, message)
+            Err(e) if e.message.contains("ExecutionAlreadyExists") => {
+                let found = self.find_rollout(run_id).await;
+                // The lock was (re)taken for an execution that already exists: it stays only while that very
+                // execution runs (and then it was already this run's).
+                let still_running = matches!(&found, Ok(Some(f)) if f.state.status == "RUNNING");
+                if serialised && !still_running {
+                    self.give_back_lock(&scope, run_id).await;
                 }
-                Ok(None) => error(
-                    Some(run_id.to_owned()),
-                    "request_id_conflict",
-                    "an execution of another request holds this request_id; send this one with a new request_id",
-                ),
-                Err(response) => response,
-            },
-            Err(e) => aws_error(Some(run_id.to_owned()), &e),
+                match found {
+                    Ok(Some(found)) => {
+                        let message = format!("already started for this request_id: rollout {} is {}", run_id, {
+                            self.view(&found).outcome
+                        });
+                        self.rollout_answer(&found, message)
+                    }
+                    Ok(None) => error(
+                        Some(run_id.to_owned()),
+                        "request_id_conflict",
+                        "an execution of another request holds this request_id; send this one with a new request_id",
+                    ),
+                    Err(response) => response,
+                }
+            }
+            Err(e) => {
+                if serialised {
+                    self.give_back_lock(&scope, run_id).await;
+                }
+                aws_error(Some(run_id.to_owned()), &e)
+            }
         }
     }
 

@@ -116,6 +116,12 @@ impl Gate {
             _ => {}
         }
         self.check_repo(action, body.repo())?;
+        if let ActionRequest::Ledger(query) = body {
+            if let Some(apply_ref) = &query.apply_ref {
+                self.check_named_apply_ref(apply_ref)?;
+            }
+            return Ok(Admitted { request: request.clone(), container: None, account: None });
+        }
         check_ref_field("ref", body.git_ref())?;
         // The container comes from the action's own table; the applier is exactly the apply class, whose ref must
         // be an apply ref or a full SHA.
@@ -254,7 +260,31 @@ impl Gate {
         Ok(first_account)
     }
 
+    /// `apply_ref` names one of the policy's apply refs (a name, never a SHA: it keys the ledger and the lock).
+    fn check_named_apply_ref(&self, apply_ref: &str) -> Check {
+        check_ref_field("apply_ref", apply_ref)?;
+        if !self.policy.is_apply_ref(apply_ref) {
+            deny(
+                Reason::RefNotAllowedForApply,
+                format!(
+                    "apply_ref {} is not an apply ref ({})",
+                    quote(apply_ref),
+                    self.policy.document().apply_refs.join(", ")
+                ),
+            )?;
+        }
+        Ok(())
+    }
+
     fn check_rollout_units(&self, rollout: &crate::request::Rollout) -> Check {
+        if let Some(apply_ref) = &rollout.apply_ref {
+            self.check_named_apply_ref(apply_ref)?;
+        }
+        if let Some(deployed) = &rollout.deployed_commit {
+            if !syntax::is_full_commit_sha(deployed) {
+                deny(Reason::FieldInvalid, format!("deployed_commit {}: must be a full commit SHA", quote(deployed)))?;
+            }
+        }
         let count = rollout.units.len();
         if count == 0 {
             deny(Reason::FieldInvalid, "units: a rollout needs at least one unit".into())?;
@@ -404,6 +434,9 @@ fn describe_allowed(admitted: &Admitted) -> String {
         }
         ActionRequest::Approve(a) | ActionRequest::Reject(a) => {
             return format!("{} of account {} in run {}", body.action(), a.account, a.run_id);
+        }
+        ActionRequest::Ledger(q) => {
+            return format!("ledger of {} at {}", q.repo, q.apply_ref.as_deref().unwrap_or("the first apply ref"));
         }
         _ => {}
     }

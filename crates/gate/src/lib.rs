@@ -27,6 +27,6 @@ pub use policy::{
     Account, Policy, PolicyDocument, PolicyError, RepoAllowList, RepoListDocument, RepoSections, ToolBinary,
 };
 pub use request::{
-    Action, ActionRequest, AmiBuild, ApprovalAnswer, ChangeKind, DecodeError, DeletedUnitTarget, ImageBuild, Request,
-    Rollout, RolloutMode, RolloutUnit, RunQuery, UnitTarget, VariableUpdate,
+    Action, ActionRequest, AmiBuild, ApprovalAnswer, ChangeKind, DecodeError, DeletedUnitTarget, ImageBuild,
+    LedgerQuery, Request, Rollout, RolloutMode, RolloutUnit, RunQuery, UnitTarget, VariableUpdate,
 };

@@ -41,11 +41,13 @@ pub enum Action {
     Reject,
     /// Continue a failed, rejected or timed-out rollout from its first wave that did not succeed.
     Resume,
+    /// Read-only: what each account last deployed from a repo's apply ref, and which apply rollout holds its lock.
+    Ledger,
 }
 
 impl Action {
     /// Every action, in the order `deploy-runner describe` lists them.
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 15] = [
         Action::Plan,
         Action::Validate,
         Action::PlanDestroy,
@@ -60,6 +62,7 @@ impl Action {
         Action::Approve,
         Action::Reject,
         Action::Resume,
+        Action::Ledger,
     ];
 
     /// The wire name, as in `"action": "plan-destroy"`.
@@ -79,6 +82,7 @@ impl Action {
             Action::Approve => "approve",
             Action::Reject => "reject",
             Action::Resume => "resume",
+            Action::Ledger => "ledger",
         }
     }
 
@@ -104,6 +108,7 @@ impl Action {
             Action::Approve => "approve a rollout's waiting approval for one account",
             Action::Reject => "reject a rollout's waiting approval for one account, which stops the rollout",
             Action::Resume => "continue a stopped rollout from its first wave that did not succeed",
+            Action::Ledger => "what each account last deployed from an apply ref, and who holds its apply lock",
         }
     }
 
@@ -115,7 +120,7 @@ impl Action {
             Action::Apply | Action::Destroy | Action::UpdateVariable => &[Applier],
             Action::BuildImage | Action::BuildAmi => &[ImageBuilder],
             Action::Rollout => &[Planner, Applier],
-            Action::Status | Action::Logs | Action::Approve | Action::Reject | Action::Resume => &[],
+            Action::Status | Action::Logs | Action::Approve | Action::Reject | Action::Resume | Action::Ledger => &[],
         }
     }
 
@@ -127,11 +132,12 @@ impl Action {
             Action::UpdateVariable => &["repo", "ref", "path", "variable", "value"],
             Action::BuildImage => &["repo", "ref", "context_path", "tag"],
             Action::BuildAmi => &["repo", "ref", "template_path", "var_file (optional)"],
-            Action::Rollout => &["repo", "ref", "mode", "units"],
+            Action::Rollout => &["repo", "ref", "mode", "units", "apply_ref (optional)"],
             Action::Status => &["run_id"],
             Action::Logs => &["run_id", "next_token (optional)", "account (optional)"],
             Action::Approve | Action::Reject => &["run_id", "account", "comment (optional)"],
             Action::Resume => &["run_id"],
+            Action::Ledger => &["repo", "apply_ref (optional)"],
         }
     }
 }
@@ -320,6 +326,35 @@ pub struct Rollout {
     pub mode: RolloutMode,
     /// The units, in the order change detection produced them.
     pub units: Vec<RolloutUnit>,
+    /// The apply ref a pinned `ref` was taken from: apply rollouts are serialised, and recorded in the deployment
+    /// ledger, per repo and apply ref (default: the policy's first apply ref).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_ref: Option<String>,
+    /// Set by the control plane on each wave, never trusted from a caller: the commit the wave's account last
+    /// deployed from this apply ref. The deploy task refuses to apply an older commit (`stale_commit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_commit: Option<String>,
+}
+
+impl Rollout {
+    /// The apply ref this rollout's ledger and lock are kept under.
+    pub fn ledger_ref<'a>(&'a self, policy: &'a crate::Policy) -> &'a str {
+        self.apply_ref
+            .as_deref()
+            .or_else(|| policy.document().apply_refs.first().map(String::as_str))
+            .unwrap_or_default()
+    }
+}
+
+/// A read of the deployment ledger of one repo (`ledger`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerQuery {
+    /// The infrastructure-live repo URL.
+    pub repo: String,
+    /// The apply ref (default: the policy's first apply ref).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_ref: Option<String>,
 }
 
 /// The action-specific part of a request.
@@ -353,6 +388,8 @@ pub enum ActionRequest {
     Reject(ApprovalAnswer),
     /// See [`Action::Resume`].
     Resume(RunQuery),
+    /// See [`Action::Ledger`].
+    Ledger(LedgerQuery),
 }
 
 impl ActionRequest {
@@ -373,6 +410,7 @@ impl ActionRequest {
             ActionRequest::Approve(_) => Action::Approve,
             ActionRequest::Reject(_) => Action::Reject,
             ActionRequest::Resume(_) => Action::Resume,
+            ActionRequest::Ledger(_) => Action::Ledger,
         }
     }
 
@@ -405,6 +443,7 @@ impl ActionRequest {
             ActionRequest::BuildImage(b) => &b.repo,
             ActionRequest::BuildAmi(b) => &b.repo,
             ActionRequest::Rollout(r) => &r.repo,
+            ActionRequest::Ledger(q) => &q.repo,
         }
     }
 
@@ -419,6 +458,7 @@ impl ActionRequest {
             ActionRequest::BuildImage(b) => &b.git_ref,
             ActionRequest::BuildAmi(b) => &b.git_ref,
             ActionRequest::Rollout(r) => &r.git_ref,
+            ActionRequest::Ledger(q) => q.apply_ref.as_deref().unwrap_or_default(),
         }
     }
 
@@ -435,7 +475,8 @@ impl ActionRequest {
             | ActionRequest::Logs(_)
             | ActionRequest::Approve(_)
             | ActionRequest::Reject(_)
-            | ActionRequest::Resume(_) => None,
+            | ActionRequest::Resume(_)
+            | ActionRequest::Ledger(_) => None,
         }
     }
 
@@ -449,6 +490,7 @@ impl ActionRequest {
             ActionRequest::Rollout(r) => serde_json::to_value(r),
             ActionRequest::Status(q) | ActionRequest::Logs(q) | ActionRequest::Resume(q) => serde_json::to_value(q),
             ActionRequest::Approve(a) | ActionRequest::Reject(a) => serde_json::to_value(a),
+            ActionRequest::Ledger(q) => serde_json::to_value(q),
         }
     }
 }
@@ -544,6 +586,7 @@ fn decode_action(action: Action, fields: Map<String, Value>) -> Result<ActionReq
         Action::Logs => ActionRequest::Logs(serde_json::from_value(fields)?),
         Action::Approve => ActionRequest::Approve(serde_json::from_value(fields)?),
         Action::Reject => ActionRequest::Reject(serde_json::from_value(fields)?),
+        Action::Ledger => ActionRequest::Ledger(serde_json::from_value(fields)?),
     })
 }
 
@@ -575,6 +618,8 @@ mod tests {
                     RolloutUnit { path: "dev/vpc".into(), change: ChangeKind::Modified, source_ref: None },
                     RolloutUnit { path: "dev/old".into(), change: ChangeKind::Deleted, source_ref: Some("abc".into()) },
                 ],
+                apply_ref: Some("main".into()),
+                deployed_commit: None,
             }),
         };
         let bytes = serde_json::to_vec(&request.to_json()).expect("serialise");

@@ -6,6 +6,7 @@
 //! the units in the input (Step Functions caps input at 256 KiB), and `resume` rebuilds the remaining waves from it.
 
 use crate::asl::TASK_STATE;
+use crate::ledger::LedgerScope;
 use crate::sequencer::WaveStatus;
 use crate::waves::Wave;
 use deploy_runner_gate::{ActionRequest, Policy, Request, Rollout, RolloutMode};
@@ -30,6 +31,9 @@ pub struct RolloutHeader {
     pub git_ref: String,
     /// Plan or apply.
     pub mode: RolloutMode,
+    /// The apply ref the rollout's ledger and lock are kept under (apply rollouts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_ref: Option<String>,
 }
 
 /// One wave as the state machine's `Map` iterates it.
@@ -45,7 +49,30 @@ pub struct ExecutionWave {
     pub task_definition: String,
     /// The container command: [`TASK_COMMAND`] and the wave's request JSON.
     pub command: Vec<String>,
+    /// Whether a success moves the account's ledger entry (apply rollouts).
+    #[serde(default)]
+    pub records_ledger: bool,
+    /// The ledger's partition key ([`LedgerScope::key`]).
+    #[serde(default)]
+    pub ledger_key: String,
+    /// The ledger's sort key for this account ([`ledger_account_key`]).
+    #[serde(default)]
+    pub ledger_account: String,
+    /// The commit the wave applies.
+    #[serde(default)]
+    pub commit: String,
+    /// The commit the account's entry held when the rollout started (`""`: none); the entry moves only from it.
+    #[serde(default)]
+    pub deployed_commit: String,
 }
+
+/// The ledger's sort key of an account's entry.
+pub fn ledger_account_key(account: &str) -> String {
+    format!("account#{account}")
+}
+
+/// The ledger's sort key of a scope's apply lock.
+pub const LOCK_SORT_KEY: &str = "lock";
 
 /// The whole execution input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +87,12 @@ pub struct ExecutionInput {
     pub completed: Vec<String>,
     /// The waves still to run, in deploy order.
     pub waves: Vec<ExecutionWave>,
+    /// Whether this execution holds its scope's apply lock (apply rollouts), released when it stops.
+    #[serde(default)]
+    pub holds_lock: bool,
+    /// The ledger's partition key of the lock it holds.
+    #[serde(default)]
+    pub ledger_key: String,
 }
 
 /// Why an execution input could not be built or read.
@@ -127,6 +160,8 @@ pub fn build_input(
     if attempt > MAX_ATTEMPTS {
         return Err(ExecutionError::TooManyAttempts);
     }
+    let applies = header.mode == RolloutMode::Apply;
+    let ledger_key = waves.first().map(|w| LedgerScope::of(policy, &w.request).key()).unwrap_or_default();
     let waves: Vec<ExecutionWave> = waves
         .iter()
         .filter(|w| !completed.contains(&w.account))
@@ -134,12 +169,25 @@ pub fn build_input(
             account: w.account.clone(),
             deploy_order: w.deploy_order,
             // Approvals gate changes; a plan changes nothing.
-            needs_approval: header.mode == RolloutMode::Apply && policy.needs_approval(&w.account),
+            needs_approval: applies && policy.needs_approval(&w.account),
             task_definition: task_definition.to_owned(),
             command: wave_command(&header.actor, &w.request),
+            records_ledger: applies,
+            ledger_key: if applies { ledger_key.clone() } else { String::new() },
+            ledger_account: ledger_account_key(&w.account),
+            commit: w.request.git_ref.clone(),
+            deployed_commit: w.request.deployed_commit.clone().unwrap_or_default(),
         })
         .collect();
-    let input = ExecutionInput { run_id: run_id.to_owned(), attempt, rollout: header, completed, waves };
+    let input = ExecutionInput {
+        run_id: run_id.to_owned(),
+        attempt,
+        rollout: header,
+        completed,
+        waves,
+        holds_lock: applies,
+        ledger_key: if applies { ledger_key } else { String::new() },
+    };
     let size = input.to_json().len();
     if size > MAX_INPUT_BYTES {
         return Err(ExecutionError::TooLarge(size));
@@ -180,6 +228,8 @@ impl ExecutionInput {
                 git_ref: header.git_ref.clone(),
                 mode: header.mode,
                 units,
+                apply_ref: header.apply_ref.clone(),
+                deployed_commit: None,
             }),
         })
     }
@@ -303,6 +353,8 @@ mod tests {
             git_ref: "main".into(),
             mode: RolloutMode::Apply,
             units: vec![unit("prod/app"), unit("dev/app"), unit("stage/app"), unit("dev/db")],
+            apply_ref: None,
+            deployed_commit: None,
         }
     }
 
@@ -312,6 +364,7 @@ mod tests {
             repo: rollout().repo,
             git_ref: "main".into(),
             mode: RolloutMode::Apply,
+            apply_ref: None,
         }
     }
 

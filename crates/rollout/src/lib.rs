@@ -6,9 +6,11 @@
 
 pub mod asl;
 pub mod execution;
+pub mod ledger;
 pub mod sequencer;
 pub mod waves;
 
+pub use ledger::{ApplyLock, LedgerEntry, LedgerScope, LedgerView, NoLedger, WaveLedger};
 pub use sequencer::{
     execute, Approval, Approver, FileStore, RunState, RunStatus, RunStore, WaveResult, WaveRunner, WaveStatus,
 };

@@ -5,6 +5,7 @@
 //! processes in the CLI and in-memory fakes in tests. State is saved after every transition, so a crash or a
 //! Ctrl-C loses nothing and `resume` continues from the first wave that has not succeeded.
 
+use crate::ledger::WaveLedger;
 use crate::waves::Wave;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -133,13 +134,15 @@ pub trait RunStore {
 pub type ApprovalAccounts<'a> = &'a [String];
 
 /// Runs (or resumes) `state` to its end: waves that already succeeded are skipped; the first wave that does not
-/// succeed stops the run and marks the rest skipped. Saves after every transition.
+/// succeed stops the run and marks the rest skipped. A succeeded apply wave is recorded in `ledger` before it
+/// counts. Saves after every transition.
 pub fn execute(
     state: &mut RunState,
     approvals: ApprovalAccounts<'_>,
     runner: &mut dyn WaveRunner,
     approver: &mut dyn Approver,
     store: &mut dyn RunStore,
+    ledger: &mut dyn WaveLedger,
 ) -> std::io::Result<RunStatus> {
     state.status = RunStatus::Running;
     // A resumed run retries what did not succeed; what did is never run again.
@@ -186,6 +189,13 @@ pub fn execute(
         }
         if status != WaveStatus::Succeeded {
             return finish(state, index, status, store);
+        }
+        // An apply wave counts once the ledger says so; if it can't, the run stops here (resume re-applies it).
+        if wave.request.mode == deploy_runner_gate::RolloutMode::Apply {
+            if let Err(e) = ledger.record(&state.run_id, &wave) {
+                state.waves[index].detail = Some(format!("the deployment ledger could not be written: {e}"));
+                return finish(state, index, WaveStatus::Failed, store);
+            }
         }
         state.waves[index].status = WaveStatus::Succeeded;
         store.save(state)?;

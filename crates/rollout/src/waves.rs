@@ -79,6 +79,8 @@ mod tests {
                 unit("dev/app", ChangeKind::Affected),
                 unit("shared/dns", ChangeKind::Affected),
             ],
+            apply_ref: None,
+            deployed_commit: None,
         };
         let waves = plan_waves(&policy(), &rollout).expect("waves");
         let order: Vec<(&str, u64)> = waves.iter().map(|w| (w.account.as_str(), w.deploy_order)).collect();

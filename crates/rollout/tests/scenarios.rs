@@ -6,8 +6,8 @@
 
 use deploy_runner_gate::{ChangeKind, Policy, Rollout, RolloutMode, RolloutUnit};
 use deploy_runner_rollout::{
-    execute, plan_waves, Approval, Approver, FileStore, RunState, RunStatus, RunStore, Wave, WaveResult, WaveRunner,
-    WaveStatus,
+    execute, plan_waves, Approval, Approver, FileStore, NoLedger, RunState, RunStatus, RunStore, Wave, WaveLedger,
+    WaveResult, WaveRunner, WaveStatus,
 };
 use std::collections::HashMap;
 
@@ -22,6 +22,8 @@ fn plan() -> Vec<Wave> {
         git_ref: "0123456789abcdef0123456789abcdef01234567".into(),
         mode: RolloutMode::Apply,
         units: vec![unit("prod/app"), unit("stage/app"), unit("dev/app")],
+        apply_ref: None,
+        deployed_commit: None,
     };
     plan_waves(&policy, &rollout).expect("waves")
 }
@@ -107,8 +109,15 @@ fn the_scenario_table() {
         let mut state = RunState::new("run-1", plan());
         let mut runner =
             Scripted { exits: case.exits.iter().map(|(a, e)| ((*a).to_owned(), *e)).collect(), ran: vec![] };
-        let status = execute(&mut state, &["prod".to_owned()], &mut runner, &mut Answer(case.approval), &mut store)
-            .expect("executed");
+        let status = execute(
+            &mut state,
+            &["prod".to_owned()],
+            &mut runner,
+            &mut Answer(case.approval),
+            &mut store,
+            &mut NoLedger,
+        )
+        .expect("executed");
         assert_eq!(status, case.expected_status, "{}", case.name);
         assert_eq!(runner.ran, case.expected_ran, "{}", case.name);
         let waves: Vec<WaveStatus> = state.waves.iter().map(|w| w.status).collect();
@@ -124,13 +133,19 @@ fn resume_after_a_stage_failure_runs_only_stage_and_prod() {
     let mut state = RunState::new("run-2", plan());
     let mut failing = Scripted { exits: HashMap::from([("stage".to_owned(), Some(1))]), ran: vec![] };
     let approve = &mut Answer(Approval::Approved("lead".into()));
-    assert_eq!(execute(&mut state, &[], &mut failing, approve, &mut store).expect("run"), RunStatus::Failed);
+    assert_eq!(
+        execute(&mut state, &[], &mut failing, approve, &mut store, &mut NoLedger).expect("run"),
+        RunStatus::Failed
+    );
     assert_eq!(failing.ran, ["dev", "stage"]);
 
     // A new process (after the fix): load from disk and resume.
     let mut resumed = store.load("run-2").expect("load").expect("saved");
     let mut fixed = Scripted { exits: HashMap::new(), ran: vec![] };
-    assert_eq!(execute(&mut resumed, &[], &mut fixed, approve, &mut store).expect("resume"), RunStatus::Succeeded);
+    assert_eq!(
+        execute(&mut resumed, &[], &mut fixed, approve, &mut store, &mut NoLedger).expect("resume"),
+        RunStatus::Succeeded
+    );
     assert_eq!(fixed.ran, ["stage", "prod"], "dev already succeeded and is not run again");
     assert!(resumed.waves.iter().all(|w| w.status == WaveStatus::Succeeded));
 }
@@ -157,11 +172,69 @@ fn an_interrupted_wave_is_resumable_and_state_survives_every_step() {
     }
     let mut store = Recording(vec![]);
     let mut state = RunState::new("run-3", plan());
-    let status =
-        execute(&mut state, &[], &mut Interrupt, &mut Answer(Approval::Approved("x".into())), &mut store).expect("run");
+    let status = execute(
+        &mut state,
+        &[],
+        &mut Interrupt,
+        &mut Answer(Approval::Approved("x".into())),
+        &mut store,
+        &mut NoLedger,
+    )
+    .expect("run");
     assert_eq!(status, RunStatus::Interrupted);
     assert_eq!(state.waves[1].status, WaveStatus::Interrupted);
     // The stage wave was saved as running before it ran: a crash mid-wave would show it, not lose it.
     assert!(store.0.iter().any(|s| s.waves[1].status == WaveStatus::Running));
     assert_eq!(store.0.last(), Some(&state));
+}
+
+/// Records which accounts the sequencer entered in the ledger, failing for one account.
+struct Recorder {
+    recorded: Vec<String>,
+    fails_for: Option<&'static str>,
+}
+
+impl WaveLedger for Recorder {
+    fn record(&mut self, _run_id: &str, wave: &Wave) -> std::io::Result<()> {
+        if self.fails_for == Some(wave.account.as_str()) {
+            return Err(std::io::Error::other("the table is unreachable"));
+        }
+        self.recorded.push(wave.account.clone());
+        Ok(())
+    }
+}
+
+#[test]
+fn only_succeeded_apply_waves_reach_the_ledger_and_a_failed_write_stops_the_run() {
+    let approve = &mut Answer(Approval::Approved("lead".into()));
+    let mut store = FileStore::new(tempfile::tempdir().expect("tempdir").path());
+    let mut state = RunState::new("run-4", plan());
+    let mut runner = Scripted { exits: HashMap::from([("stage".to_owned(), Some(1))]), ran: vec![] };
+    let mut ledger = Recorder { recorded: vec![], fails_for: None };
+    execute(&mut state, &[], &mut runner, approve, &mut store, &mut ledger).expect("run");
+    assert_eq!(ledger.recorded, ["dev"], "the failed stage wave and the skipped prod wave are not recorded");
+
+    // The task succeeded but the ledger could not say so: the wave does not count, and the run stops there.
+    let mut state = RunState::new("run-5", plan());
+    let mut runner = Scripted { exits: HashMap::new(), ran: vec![] };
+    let mut ledger = Recorder { recorded: vec![], fails_for: Some("stage") };
+    assert_eq!(
+        execute(&mut state, &[], &mut runner, approve, &mut store, &mut ledger).expect("run"),
+        RunStatus::Failed
+    );
+    assert_eq!(runner.ran, ["dev", "stage"]);
+    assert_eq!(state.waves[1].status, WaveStatus::Failed);
+    assert!(state.waves[1].detail.as_deref().unwrap_or_default().contains("table is unreachable"), "{state:?}");
+
+    // Plans never touch the ledger.
+    let mut waves = plan();
+    waves.iter_mut().for_each(|w| w.request.mode = RolloutMode::Plan);
+    let mut state = RunState::new("run-6", waves);
+    let mut ledger = Recorder { recorded: vec![], fails_for: Some("dev") };
+    let mut runner = Scripted { exits: HashMap::new(), ran: vec![] };
+    assert_eq!(
+        execute(&mut state, &[], &mut runner, approve, &mut store, &mut ledger).expect("run"),
+        RunStatus::Succeeded
+    );
+    assert!(ledger.recorded.is_empty());
 }

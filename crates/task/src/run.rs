@@ -147,7 +147,8 @@ impl Task {
             | ActionRequest::Logs(_)
             | ActionRequest::Approve(_)
             | ActionRequest::Reject(_)
-            | ActionRequest::Resume(_) => Err(TaskError::Refused(format!(
+            | ActionRequest::Resume(_)
+            | ActionRequest::Ledger(_) => Err(TaskError::Refused(format!(
                 "{} is answered by the invoker or the sequencer; there is nothing to run",
                 request.body.action()
             ))),
@@ -201,6 +202,53 @@ impl Task {
             "commit {commit} is not reachable from any apply ref ({}); refusing to apply it",
             self.env.policy.document().apply_refs.join(", ")
         )))
+    }
+
+    /// For a rollout serialised under `apply_ref`: the commit must be reachable from that very apply ref (the
+    /// ledger it is recorded in is that ref's). Returns it.
+    fn verify_on_named_apply_ref(&self, repo: &Repo, commit: &str, apply_ref: &str) -> Result<String, TaskError> {
+        if !self.env.policy.is_apply_ref(apply_ref) {
+            return Err(TaskError::Refused(format!("apply_ref {apply_ref} is not an apply ref of the policy")));
+        }
+        repo.fetch_branch(apply_ref, None)?;
+        if !repo.is_ancestor(commit, &format!("refs/remotes/origin/{apply_ref}"))? {
+            return Err(TaskError::Refused(format!(
+                "commit {commit} is not reachable from {apply_ref}; refusing to apply it"
+            )));
+        }
+        self.say(&format!("verified: {commit} is reachable from {apply_ref}"));
+        Ok(apply_ref.to_owned())
+    }
+
+    /// Never applies a commit older than what the account already has (`deployed`, from the ledger): a rollout of
+    /// an older commit, or a resume of an old run after a newer one deployed, would roll the account back.
+    fn refuse_stale(&self, repo: &Repo, commit: &str, deployed: &str, apply_ref: &str) -> Result<(), TaskError> {
+        if deployed == commit {
+            self.say(&format!("the account already has {commit}; applying it again"));
+            return Ok(());
+        }
+        // The deployed commit came from this apply ref, whose history was fetched; fetch it by id if it was not.
+        if repo.resolve(&format!("{deployed}^{{commit}}")).is_err() && repo.fetch_commit(deployed, None).is_err() {
+            self.say(&format!(
+                "warning: the deployed commit {deployed} is no longer in {apply_ref}'s history (rewritten?); \
+                 applying {commit}, which {apply_ref} holds"
+            ));
+            return Ok(());
+        }
+        if repo.is_ancestor(deployed, commit)? {
+            return Ok(());
+        }
+        if repo.is_ancestor(commit, deployed)? {
+            return Err(TaskError::Refused(format!(
+                "stale_commit: the account already has {deployed}, which is newer than {commit}; applying {commit} \
+                 would roll it back (roll back with a new commit instead)"
+            )));
+        }
+        self.say(&format!(
+            "warning: {apply_ref}'s history was rewritten: the deployed commit {deployed} is not an ancestor of \
+             {commit}; applying {commit}, which {apply_ref} holds"
+        ));
+        Ok(())
     }
 
     fn style(&self) -> ToolStyle {
@@ -356,7 +404,14 @@ impl Task {
         let mut repo = self.open_repo(&rollout.repo, "repo")?;
         let commit = self.fetch_ref(&repo, &rollout.git_ref, apply)?;
         if apply {
-            self.verify_on_apply_ref(&repo, &commit, &rollout.git_ref)?;
+            let branch = match &rollout.apply_ref {
+                // The rollout is serialised and recorded under this apply ref: its commit must be on that one.
+                Some(apply_ref) => self.verify_on_named_apply_ref(&repo, &commit, apply_ref)?,
+                None => self.verify_on_apply_ref(&repo, &commit, &rollout.git_ref)?,
+            };
+            if let Some(deployed) = &rollout.deployed_commit {
+                self.refuse_stale(&repo, &commit, deployed, &branch)?;
+            }
         }
         // Every fetch happens before the first tool runs, the deleted units' source commits included; a unit whose
         // source can't be fetched or checked fails on its own turn, like any other unit.

@@ -9,7 +9,7 @@ use crate::local::{
 use crate::progress::Progress;
 use crate::remote::Remote;
 use deploy_runner_gate::{ActionRequest, Gate, Policy, Request, Rollout};
-use deploy_runner_rollout::{RunState, RunStatus, WaveResult};
+use deploy_runner_rollout::{LedgerScope, LedgerView, RunState, RunStatus, WaveResult};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -22,6 +22,7 @@ pub struct LocalBackend {
     policy: Policy,
     policy_json: String,
     state_dir: PathBuf,
+    lock_wait: Duration,
     pre_approved: Vec<String>,
     approval_timeout: Duration,
     interrupt: Arc<AtomicBool>,
@@ -41,6 +42,21 @@ pub enum Backend {
         /// Where the followed logs and the run's status go.
         progress: Progress,
     },
+}
+
+/// Why a ledger could not be read.
+#[derive(Debug, Clone)]
+pub struct LedgerRefusal {
+    /// The gate (or the invoker) denied the read; otherwise the deployment keeps no ledger or failed.
+    pub denied: bool,
+    /// `reason: message`.
+    pub message: String,
+}
+
+impl std::fmt::Display for LedgerRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// One wave's outcome, for summaries.
@@ -76,6 +92,21 @@ impl RolloutReport {
 
     fn denied(message: String) -> RolloutReport {
         RolloutReport { run_id: String::new(), outcome: "denied".into(), message: Some(message), waves: vec![] }
+    }
+
+    /// A local rollout that could not run: a denial, or a wait for the apply lock that ran out (like `--max-wait`
+    /// running out while following an AWS run: `timed_out`, exit 1).
+    fn from_local_error(error: LocalError) -> anyhow::Result<RolloutReport> {
+        match error {
+            LocalError::Denied { reason, message } if reason == "apply_in_progress" => Ok(RolloutReport {
+                run_id: String::new(),
+                outcome: "timed_out".into(),
+                message: Some(format!("{reason}: {message}")),
+                waves: vec![],
+            }),
+            LocalError::Denied { reason, message } => Ok(RolloutReport::denied(format!("{reason}: {message}"))),
+            e => Err(e.into()),
+        }
     }
 
     /// The invoker's answer that did not allow the request, as `reason: message` (the same text as local denials).
@@ -132,6 +163,7 @@ impl Backend {
             policy,
             policy_json,
             state_dir: args.state_dir.clone(),
+            lock_wait: args.max_wait,
             pre_approved: args.pre_approve.clone(),
             approval_timeout: Duration::from_secs(args.approval_timeout),
             interrupt: interrupt_flag()?,
@@ -144,6 +176,71 @@ impl Backend {
         match self {
             Backend::Local(local) => Some(&local.policy),
             Backend::Aws { .. } => None,
+        }
+    }
+
+    fn sequencer(local: &LocalBackend) -> LocalSequencer {
+        LocalSequencer {
+            policy: local.policy.clone(),
+            state_dir: local.state_dir.clone(),
+            lock_wait: local.lock_wait,
+            interrupt: local.interrupt.clone(),
+        }
+    }
+
+    /// The deployment ledger of `repo` at `apply_ref` (`None`: the policy's first apply ref). `Ok(Err(refusal))`
+    /// when this deployment keeps none (an AWS deployment older than the ledger) or refuses to show it.
+    pub fn ledger(
+        &self,
+        actor: &str,
+        repo: &str,
+        apply_ref: Option<&str>,
+    ) -> anyhow::Result<Result<LedgerView, LedgerRefusal>> {
+        match self {
+            Backend::Local(local) => {
+                let apply_ref = apply_ref
+                    .map(str::to_owned)
+                    .or_else(|| local.policy.document().apply_refs.first().cloned())
+                    .unwrap_or_default();
+                let request = json!({"action": "ledger", "actor": actor, "repo": repo, "apply_ref": apply_ref});
+                let decision = Gate::new(local.policy.clone()).evaluate(request.to_string().as_bytes()).decision;
+                if !decision.is_allowed() {
+                    let message = format!("{}: {}", decision.reason, decision.message);
+                    return Ok(Err(LedgerRefusal { denied: true, message }));
+                }
+                let scope = LedgerScope::new(repo, &apply_ref);
+                Ok(Ok(crate::ledger::FileLedger::new(&local.state_dir).read(&scope)?))
+            }
+            Backend::Aws { remote, .. } => {
+                let mut request = json!({"action": "ledger", "actor": actor, "repo": repo});
+                if let Some(apply_ref) = apply_ref {
+                    request["apply_ref"] = json!(apply_ref);
+                }
+                let answer = remote.call(&request)?;
+                if answer["decision"] != "allow" {
+                    let text = |field: &str| answer[field].as_str().unwrap_or("?").to_owned();
+                    let message = format!("{}: {}", text("reason"), text("message"));
+                    return Ok(Err(LedgerRefusal { denied: answer["decision"] == "deny", message }));
+                }
+                Ok(serde_json::from_value(answer["ledger"].clone())
+                    .map_err(|e| LedgerRefusal { denied: false, message: format!("unreadable ledger: {e}") }))
+            }
+        }
+    }
+
+    /// How long to wait for runs and locks.
+    pub fn max_wait(&self) -> Duration {
+        match self {
+            Backend::Local(local) => local.lock_wait,
+            Backend::Aws { max_wait, .. } => *max_wait,
+        }
+    }
+
+    /// How often to look again while another apply rollout holds the lock.
+    pub fn lock_poll(&self) -> Duration {
+        match self {
+            Backend::Local(_) => Duration::from_millis(250),
+            Backend::Aws { .. } => Duration::from_secs(5),
         }
     }
 
@@ -199,7 +296,7 @@ impl Backend {
         let ActionRequest::Rollout(rollout) = &request.body else { anyhow::bail!("not a rollout request") };
         match self {
             Backend::Local(local) => {
-                let sequencer = LocalSequencer { policy: local.policy.clone(), state_dir: local.state_dir.clone() };
+                let sequencer = Backend::sequencer(local);
                 let admitted: Rollout = match sequencer.admit(request) {
                     Ok(rollout) => rollout,
                     Err(LocalError::Denied { reason, message }) => {
@@ -208,11 +305,31 @@ impl Backend {
                     Err(e) => return Err(e.into()),
                 };
                 let mut runner = Backend::runner(local, &request.actor);
-                let state = sequencer.start(local_run_id, &admitted, &mut runner, &mut Backend::approver(local))?;
-                Ok(local_report(&state, &runner.events))
+                match sequencer.start(local_run_id, &admitted, &mut runner, &mut Backend::approver(local)) {
+                    Ok(state) => Ok(local_report(&state, &runner.events)),
+                    Err(e) => RolloutReport::from_local_error(e),
+                }
             }
             Backend::Aws { remote, max_wait, progress } => {
-                let answer = remote.call(&request.to_json())?;
+                let started = std::time::Instant::now();
+                let mut queued = false;
+                let answer = loop {
+                    let answer = remote.call(&request.to_json())?;
+                    // One apply rollout per repo and apply ref runs at a time: wait for the one ahead to stop.
+                    if answer["reason"] != "apply_in_progress" {
+                        break answer;
+                    }
+                    if started.elapsed() >= *max_wait {
+                        let mut report = RolloutReport::refused_by(&answer);
+                        report.outcome = "timed_out".into();
+                        return Ok(report);
+                    }
+                    if !queued {
+                        errln!("deploy-runner: queued: {}", answer["message"].as_str().unwrap_or("?"));
+                        queued = true;
+                    }
+                    std::thread::sleep(self.lock_poll().min(max_wait.saturating_sub(started.elapsed())));
+                };
                 if answer["decision"] != "allow" {
                     return Ok(RolloutReport::refused_by(&answer));
                 }
@@ -311,18 +428,31 @@ impl Backend {
     pub fn resume(&self, actor: &str, run_id: &str) -> anyhow::Result<RolloutReport> {
         match self {
             Backend::Local(local) => {
-                let sequencer = LocalSequencer { policy: local.policy.clone(), state_dir: local.state_dir.clone() };
+                let sequencer = Backend::sequencer(local);
                 let mut runner = Backend::runner(local, actor);
                 match sequencer.resume(run_id, actor, &mut runner, &mut Backend::approver(local)) {
                     Ok(state) => Ok(local_report(&state, &runner.events)),
-                    Err(LocalError::Denied { reason, message }) => {
-                        Ok(RolloutReport::denied(format!("{reason}: {message}")))
-                    }
-                    Err(e) => Err(e.into()),
+                    Err(e) => RolloutReport::from_local_error(e),
                 }
             }
             Backend::Aws { remote, max_wait, progress } => {
-                let answer = remote.call(&json!({"action": "resume", "actor": actor, "run_id": run_id}))?;
+                let started = std::time::Instant::now();
+                let mut queued = false;
+                let answer = loop {
+                    let answer = remote.call(&json!({"action": "resume", "actor": actor, "run_id": run_id}))?;
+                    if answer["reason"] != "apply_in_progress" || started.elapsed() >= *max_wait {
+                        break answer;
+                    }
+                    if !std::mem::replace(&mut queued, true) {
+                        errln!("deploy-runner: queued: {}", answer["message"].as_str().unwrap_or("?"));
+                    }
+                    std::thread::sleep(self.lock_poll().min(max_wait.saturating_sub(started.elapsed())));
+                };
+                if answer["reason"] == "apply_in_progress" {
+                    let mut report = RolloutReport::refused_by(&answer);
+                    report.outcome = "timed_out".into();
+                    return Ok(report);
+                }
                 if answer["decision"] != "allow" {
                     return Ok(RolloutReport::refused_by(&answer));
                 }

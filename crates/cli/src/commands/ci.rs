@@ -3,6 +3,7 @@
 //! was planned, in deploy order, halting at the first failed account. A pull request never applies.
 
 use super::backend::{unix_seconds, Backend, RolloutReport};
+use super::bases::{account_bases, detect_per_account, AccountBase, PushBase};
 use super::changes::short;
 use super::runs::{print_summary, unit_counts};
 use crate::cli::{CiArgs, CiEvent, Format};
@@ -10,10 +11,12 @@ use crate::output::{print_json, resolve_format};
 use anyhow::Context;
 use clap::ValueEnum;
 use deploy_runner_changes::git::GitRepo;
-use deploy_runner_changes::{detect_changes, ChangeReport, DetectOptions};
+use deploy_runner_changes::{detect_changes, AccountOrder, ChangeReport, DetectOptions};
 use deploy_runner_gate::{ActionRequest, ChangeKind, Request, Rollout, RolloutMode, RolloutUnit};
 use deploy_runner_notify::{post, RetryPolicy, SlackMessage};
+use deploy_runner_rollout::LedgerView;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
@@ -30,26 +33,49 @@ fn git_output(repo: &Path, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-/// The base revision: `--base`; for a push the event's `before` (so a push of several commits is covered), else
-/// `HEAD^`; for a pull request the merge-base with `origin/<apply ref>`.
-fn resolve_base(args: &CiArgs, repo: &GitRepo, apply_ref: &str) -> anyhow::Result<String> {
+/// Reads the push's `before` from `GITHUB_EVENT_PATH`, when CI gave one (`None` without an event file).
+fn event_before() -> anyhow::Result<Option<String>> {
+    let Some(path) = std::env::var_os("GITHUB_EVENT_PATH") else { return Ok(None) };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read GITHUB_EVENT_PATH {}", Path::new(&path).display()))?;
+    let event: Value = serde_json::from_str(&text).context("GITHUB_EVENT_PATH is not JSON")?;
+    Ok(event["before"].as_str().map(str::to_owned))
+}
+
+/// The push's own base: `--base`; else the event's `before` (so a push of several commits is covered); else
+/// `HEAD^`. A new branch's `before` is all zeros and a shallow checkout may lack it: then there is none.
+fn push_base(args: &CiArgs, repo: &GitRepo) -> anyhow::Result<PushBase> {
     if let Some(base) = &args.base {
-        return Ok(base.clone());
+        return Ok(PushBase::Usable(repo.resolve_commit(base)?));
     }
-    match args.event {
-        CiEvent::Push => {
-            if let Some(path) = std::env::var_os("GITHUB_EVENT_PATH") {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read GITHUB_EVENT_PATH {}", Path::new(&path).display()))?;
-                let event: Value = serde_json::from_str(&text).context("GITHUB_EVENT_PATH is not JSON")?;
-                // A new branch's `before` is all zeros: there is no previous commit to diff against.
-                if let Some(before) = event["before"].as_str().filter(|b| !b.trim_start_matches('0').is_empty()) {
-                    return Ok(before.to_owned());
-                }
-            }
-            Ok(format!("{}^", args.head))
+    let (candidate, missing) = match event_before()? {
+        Some(before) if before.trim_start_matches('0').is_empty() => {
+            return Ok(PushBase::Missing("the push created the branch (its `before` is all zeros)".into()))
         }
+        Some(before) => {
+            let why = format!("the push's `before` {before} is not in this checkout (fetch-depth: 0)");
+            (before, why)
+        }
+        None => (format!("{}^", args.head), format!("{} has no parent commit", args.head)),
+    };
+    Ok(match repo.resolve_commit(&candidate) {
+        Ok(sha) => PushBase::Usable(sha),
+        Err(_) => PushBase::Missing(missing),
+    })
+}
+
+/// The base of a run that applies nothing: the push's base (falling back to `HEAD^` for a new branch, as a plan
+/// needs no ledger), or for a pull request the merge-base with `origin/<apply ref>`.
+fn resolve_base(args: &CiArgs, repo: &GitRepo, apply_ref: &str) -> anyhow::Result<String> {
+    match args.event {
+        CiEvent::Push => match push_base(args, repo)? {
+            PushBase::Usable(sha) => Ok(sha),
+            PushBase::Missing(_) => Ok(format!("{}^", args.head)),
+        },
         CiEvent::PullRequest => {
+            if let Some(base) = &args.base {
+                return Ok(base.clone());
+            }
             // Both sides are resolved to SHAs first, so nothing option-like ever reaches `git merge-base`.
             let target = format!("origin/{apply_ref}");
             let target_sha = repo
@@ -62,28 +88,55 @@ fn resolve_base(args: &CiArgs, repo: &GitRepo, apply_ref: &str) -> anyhow::Resul
     }
 }
 
+/// The accounts of `accounts.json` at `head`.
+fn accounts_at(repo: &GitRepo, head: &str) -> anyhow::Result<Vec<String>> {
+    let bytes = repo.file_at(head, "accounts.json").with_context(|| format!("no accounts.json at {head}"))?;
+    Ok(AccountOrder::parse(&bytes, "accounts.json")?.0.into_keys().collect())
+}
+
+/// The rollout of every selected unit. A deleted unit is planned/destroyed from where it still exists: its
+/// account's base (`sources`), else the report's.
 fn rollout_request(
     actor: &str,
     request_id: Option<String>,
     repo: &str,
-    report: &ChangeReport,
+    selection: &Selection,
     mode: RolloutMode,
 ) -> Request {
+    let report = &selection.report;
     let units = report
         .units
         .iter()
         .map(|u| RolloutUnit {
             path: u.path.clone(),
             change: u.change,
-            // A deleted unit is planned/destroyed from where it still exists: the base.
-            source_ref: (u.change == ChangeKind::Deleted).then(|| report.base.clone()),
+            source_ref: (u.change == ChangeKind::Deleted)
+                .then(|| selection.sources.get(&u.account).unwrap_or(&report.base).clone()),
         })
         .collect();
     Request {
         actor: actor.to_owned(),
         request_id,
-        body: ActionRequest::Rollout(Rollout { repo: repo.to_owned(), git_ref: report.head.clone(), mode, units }),
+        body: ActionRequest::Rollout(Rollout {
+            repo: repo.to_owned(),
+            git_ref: report.head.clone(),
+            mode,
+            units,
+            apply_ref: (mode == RolloutMode::Apply).then(|| selection.apply_ref.clone()).flatten(),
+            deployed_commit: None,
+        }),
     }
+}
+
+/// What a run deploys: the units, where each account's were measured from, and the apply ref it is recorded under.
+struct Selection {
+    report: ChangeReport,
+    /// Each account's base commit (deleted units' sources).
+    sources: BTreeMap<String, String>,
+    /// Per account, for a push to an apply ref.
+    bases: Option<Vec<AccountBase>>,
+    /// The apply ref the ledger and lock are kept under (a push to an apply ref).
+    apply_ref: Option<String>,
 }
 
 /// Posts to `SLACK_WEBHOOK_URL` when set; a failure is reported and never fails the pipeline.
@@ -141,8 +194,24 @@ fn warn_on_order_mismatch(deploy_order: &[&str], report: &ChangeReport) {
     }
 }
 
-fn print_changes(report: &ChangeReport) {
-    errln!("changes {}..{}", short(&report.base), short(&report.head));
+fn print_changes(report: &ChangeReport, bases: Option<&[AccountBase]>) {
+    match bases {
+        None => errln!("changes {}..{}", short(&report.base), short(&report.head)),
+        Some(bases) => {
+            errln!("changes up to {}, per account:", short(&report.head));
+            for b in bases {
+                let from = match (b.source, &b.base, &b.deployed) {
+                    ("deployed", _, _) => "already deployed: nothing to apply".to_owned(),
+                    ("ahead", _, Some(d)) => format!("has {}, newer than this push: nothing to apply", short(d)),
+                    ("ledger", Some(base), _) => format!("from {} (last deployed)", short(base)),
+                    ("all", _, _) => "every unit (--all)".to_owned(),
+                    (_, Some(base), _) => format!("from {} (the push's base: no deployment recorded)", short(base)),
+                    _ => String::new(),
+                };
+                errln!("  {:<8} {from}", b.account);
+            }
+        }
+    }
     for unit in &report.units {
         errln!("  {:<8} {:<10} {:<50} {}", unit.account, unit.change.as_str(), unit.path, unit.reasons.join(", "));
     }
@@ -173,22 +242,25 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         None => DEFAULT_APPLY_REFS.iter().map(|r| (*r).to_owned()).collect(),
     };
     let repo = GitRepo::open(&args.repo)?;
-    let base = resolve_base(&args, &repo, apply_refs.first().map_or("main", String::as_str))?;
-    let report = detect_changes(
-        &repo,
-        &base,
-        &args.head,
-        &DetectOptions { with_dependents: args.with_dependents, ..DetectOptions::default() },
-    )?;
     let repo_url = match &args.repo_url {
         Some(url) => url.clone(),
         None => {
             git_output(&args.repo, &["remote", "get-url", "origin"]).context("no --repo-url and no origin remote")?
         }
     };
-    print_changes(&report);
+    let applies = args.event == CiEvent::Push && apply_refs.contains(&args.branch);
+    let options = DetectOptions { with_dependents: args.with_dependents, ..DetectOptions::default() };
+    let selection = if applies {
+        select_from_ledger(&args, &backend, &repo, &repo_url, &options)?
+    } else {
+        let base = resolve_base(&args, &repo, apply_refs.first().map_or("main", String::as_str))?;
+        let report = detect_changes(&repo, &base, &args.head, &options)?;
+        Selection { report, sources: BTreeMap::new(), bases: None, apply_ref: None }
+    };
+    let report = &selection.report;
+    print_changes(report, selection.bases.as_deref());
     if let Some(policy) = backend.local_policy() {
-        warn_on_order_mismatch(&policy.accounts_in_deploy_order(), &report);
+        warn_on_order_mismatch(&policy.accounts_in_deploy_order(), report);
     }
     let ci_id = std::env::var("GITHUB_RUN_ID").ok().filter(|v| !v.is_empty()).map(|run| {
         let attempt = std::env::var("GITHUB_RUN_ATTEMPT").unwrap_or_else(|_| "1".into());
@@ -200,6 +272,9 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     let mut summary = json!({"event": event, "branch": args.branch,
                              "base": report.base, "head": report.head, "changes": report, "plan": null,
                              "apply": null, "applied": false});
+    if let Some(bases) = &selection.bases {
+        summary["bases"] = serde_json::to_value(bases)?;
+    }
     if report.units.is_empty() {
         errln!("\nno units selected: nothing to plan or apply");
         summary["succeeded"] = json!(true);
@@ -207,16 +282,16 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     }
 
     errln!("\n== plan: {} unit(s) at {} ==", report.units.len(), short(&report.head));
-    let pipeline = Pipeline { args: &args, backend: &backend, report: &report, repo_url: &repo_url, ci_id, stamp };
+    let pipeline =
+        Pipeline { args: &args, backend: &backend, selection: &selection, repo_url: &repo_url, ci_id, stamp };
     let plan = pipeline.stage(RolloutMode::Plan)?;
     summary["plan"] = serde_json::to_value(&plan)?;
     if backend.local_policy().is_none() && !plan.waves.is_empty() {
         // The server's order only shows once it has planned the waves.
         let planned: Vec<&str> = plan.waves.iter().map(|w| w.account.as_str()).collect();
-        warn_on_order_mismatch(&planned, &report);
+        warn_on_order_mismatch(&planned, report);
     }
 
-    let applies = args.event == CiEvent::Push && apply_refs.contains(&args.branch);
     if !plan.succeeded() || !applies {
         if !applies {
             errln!("\nno apply: {event} of {} is not a push to an apply ref", args.branch);
@@ -228,13 +303,19 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     }
 
     errln!("\n== apply: deploy order, at the planned commit {} ==", report.head);
-    let apply = pipeline.stage(RolloutMode::Apply)?;
-    if !apply.succeeded() && !apply.run_id.is_empty() {
-        errln!("resume after the fix with: deploy-runner resume --run {}", apply.run_id);
+    let mut apply = pipeline.stage(RolloutMode::Apply)?;
+    if !apply.succeeded() {
+        if let Some(superseded) = superseded_by_newer(&args, &backend, &repo, &repo_url, &selection, &apply)? {
+            errln!("\nno apply needed: {superseded}");
+            apply.outcome = "superseded".into();
+            apply.message = Some(superseded);
+        } else if !apply.run_id.is_empty() {
+            errln!("resume after the fix with: deploy-runner resume --run {}", apply.run_id);
+        }
     }
     summary["apply"] = serde_json::to_value(&apply)?;
     summary["applied"] = json!(apply.succeeded());
-    summary["succeeded"] = json!(apply.succeeded());
+    summary["succeeded"] = json!(apply.succeeded() || apply.outcome == "superseded");
     finish(&args, &summary, Some(&apply))
 }
 
@@ -242,7 +323,7 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
 struct Pipeline<'a> {
     args: &'a CiArgs,
     backend: &'a Backend,
-    report: &'a ChangeReport,
+    selection: &'a Selection,
     repo_url: &'a str,
     /// The CI run's identity, when CI gave one: each stage's request_id, so a retried job lands on the same run.
     ci_id: Option<String>,
@@ -255,7 +336,8 @@ impl Pipeline<'_> {
     fn stage(&self, mode: RolloutMode) -> anyhow::Result<RolloutReport> {
         let name = mode.as_str();
         let request_id = self.ci_id.as_ref().map(|id| format!("{id}-{name}"));
-        let request = rollout_request(&self.args.backend.actor, request_id.clone(), self.repo_url, self.report, mode);
+        let request =
+            rollout_request(&self.args.backend.actor, request_id.clone(), self.repo_url, self.selection, mode);
         let mut report = self.backend.rollout(&request, &format!("ci-{name}-{}", self.stamp))?;
         // CI's request ids are predictable, so someone holding CI's credential could claim one first with another
         // request. The control plane refuses to pass that off as ours; asking again under a fresh id defeats the
@@ -264,7 +346,7 @@ impl Pipeline<'_> {
             if report.outcome == "denied" && message.starts_with("request_id_conflict") {
                 let fresh = format!("{id}-{}", unique_suffix());
                 errln!("deploy-runner: warning: request_id {id} names another request; asking again as {fresh}");
-                let retry = rollout_request(&self.args.backend.actor, Some(fresh), self.repo_url, self.report, mode);
+                let retry = rollout_request(&self.args.backend.actor, Some(fresh), self.repo_url, self.selection, mode);
                 report = self.backend.rollout(&retry, &format!("ci-{name}-{}", self.stamp))?;
             }
         }
@@ -283,7 +365,7 @@ fn unique_suffix() -> String {
 /// Prints the summary; the exit status comes from the last stage that ran (`None`: nothing to run): 0, 1 when a
 /// deployment failed, 3 when the gate denied it.
 fn finish(args: &CiArgs, summary: &Value, last_stage: Option<&RolloutReport>) -> anyhow::Result<ExitCode> {
-    let succeeded = last_stage.is_none_or(RolloutReport::succeeded);
+    let succeeded = last_stage.is_none_or(|r| r.succeeded() || r.outcome == "superseded");
     if resolve_format(args.format) == Format::Json {
         print_json(summary)?;
     } else {
@@ -294,4 +376,86 @@ fn finish(args: &CiArgs, summary: &Value, last_stage: Option<&RolloutReport>) ->
         Some(report) if report.outcome == "denied" => ExitCode::from(crate::EXIT_DENIED),
         _ => ExitCode::from(crate::EXIT_FAILED),
     })
+}
+
+/// Waits (up to `--max-wait`) while another apply rollout of the repo and branch holds the lock, so the ledger read
+/// is the one this run applies over. `Ok(None)` when there is no ledger to read, with a warning why.
+fn settled_ledger(args: &CiArgs, backend: &Backend, repo_url: &str) -> anyhow::Result<Option<LedgerView>> {
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        let view = match backend.ledger(&args.backend.actor, repo_url, Some(&args.branch))? {
+            Ok(view) => view,
+            Err(why) => {
+                errln!("deploy-runner: warning: no deployment ledger ({why}); diffing from the push's base");
+                return Ok(None);
+            }
+        };
+        let Some(lock) = &view.lock else { return Ok(Some(view)) };
+        if started.elapsed() >= backend.max_wait() {
+            // The apply itself waits again (and gives up) the same way.
+            return Ok(Some(view));
+        }
+        if !std::mem::replace(&mut told, true) {
+            errln!(
+                "deploy-runner: queued: apply rollout {} (commit {}) holds the apply lock of {}; waiting up to {}s",
+                lock.run_id,
+                short(&lock.commit),
+                args.branch,
+                backend.max_wait().as_secs()
+            );
+        }
+        std::thread::sleep(backend.lock_poll());
+    }
+}
+
+/// A push to an apply ref: each account's units since what it last deployed (see [`super::bases`]).
+fn select_from_ledger(
+    args: &CiArgs,
+    backend: &Backend,
+    repo: &GitRepo,
+    repo_url: &str,
+    options: &DetectOptions,
+) -> anyhow::Result<Selection> {
+    let head = repo.resolve_commit(&args.head)?;
+    let ledger = settled_ledger(args, backend, repo_url)?;
+    let push = push_base(args, repo)?;
+    let accounts = accounts_at(repo, &head)?;
+    let bases = account_bases(repo, &head, &accounts, ledger.as_ref(), &push, args.all)?;
+    let push_sha = match &push {
+        PushBase::Usable(sha) => sha.clone(),
+        PushBase::Missing(_) => deploy_runner_changes::git::EMPTY_TREE.to_owned(),
+    };
+    let (report, sources) = detect_per_account(repo, &head, &bases, &push_sha, options)?;
+    Ok(Selection { report, sources, bases: Some(bases), apply_ref: Some(args.branch.clone()) })
+}
+
+/// After a failed apply: when every account that did not succeed now has this push's commit or a newer one (a
+/// newer push deployed while this one waited, and the task refused to roll it back), this push is superseded, not
+/// failed. Says why, or `None`.
+fn superseded_by_newer(
+    args: &CiArgs,
+    backend: &Backend,
+    repo: &GitRepo,
+    repo_url: &str,
+    selection: &Selection,
+    apply: &RolloutReport,
+) -> anyhow::Result<Option<String>> {
+    if apply.outcome == "denied" || apply.waves.is_empty() {
+        return Ok(None);
+    }
+    let Ok(view) = backend.ledger(&args.backend.actor, repo_url, selection.apply_ref.as_deref())? else {
+        return Ok(None);
+    };
+    let head = &selection.report.head;
+    let mut newer = Vec::new();
+    for wave in apply.waves.iter().filter(|w| w.status != "succeeded") {
+        match view.deployed(&wave.account) {
+            Some(d) if d != head && repo.resolve_commit(d).is_ok() && repo.is_ancestor(head, d)? => {
+                newer.push(format!("{} has {}", wave.account, short(d)));
+            }
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(format!("a newer commit was deployed while this push waited ({})", newer.join(", "))))
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
 mod backend;
+mod bases;
 mod changes;
 pub(crate) mod check;
 mod ci;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reject(args) => runs::answer(args, false),
         Command::Resume(args) => runs::resume(args),
         Command::Status(args) => runs::status(args),
+        Command::Ledger(args) => runs::ledger(args),
         Command::Plan(args) => single::plan(args),
         Command::Apply(args) => single::apply(args),
         Command::Destroy(args) => single::destroy(args),

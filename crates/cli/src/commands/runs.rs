@@ -1,7 +1,8 @@
 //! `rollout`, `approve`, `reject`, `resume` and `status`: rollouts and the runs they make, on either backend.
 
 use super::backend::{unix_seconds, Backend, RolloutReport};
-use crate::cli::{ApprovalArgs, RolloutArgs, RunArgs};
+use crate::cli::{ApprovalArgs, Format, LedgerArgs, RolloutArgs, RunArgs};
+use crate::output::{print_json, resolve_format};
 use anyhow::Context;
 use deploy_runner_gate::{ActionRequest, Request};
 use std::io::Read;
@@ -39,12 +40,25 @@ pub fn print_summary(title: &str, report: &RolloutReport) {
     }
 }
 
+/// The exit status of a run summary, the same for `ci`, `rollout`, `resume` and `status`: 0 succeeded (or, for
+/// `status`, still going), 1 failed, interrupted or timed out, 3 denied.
 fn exit_for(report: &RolloutReport) -> ExitCode {
     match report.outcome.as_str() {
-        "succeeded" => ExitCode::SUCCESS,
+        "succeeded" | "superseded" => ExitCode::SUCCESS,
         "denied" => ExitCode::from(crate::EXIT_DENIED),
         _ => ExitCode::from(crate::EXIT_FAILED),
     }
+}
+
+/// Prints a rollout's report: the table on stderr, and on stdout one JSON document or one line.
+fn print_report(title: &str, format: Option<Format>, report: &RolloutReport) -> anyhow::Result<ExitCode> {
+    print_summary(title, report);
+    if resolve_format(format) == Format::Json {
+        print_json(report)?;
+    } else {
+        outln!("{title} {}: {}", report.run_id, report.outcome);
+    }
+    Ok(exit_for(report))
 }
 
 /// `deploy-runner rollout --request FILE`.
@@ -63,9 +77,7 @@ pub fn rollout(args: RolloutArgs) -> anyhow::Result<ExitCode> {
     let backend = Backend::from_args(&args.backend)?;
     let run_id = format!("rollout-{}-{}", unix_seconds(), std::process::id());
     let report = backend.rollout(&request, &run_id)?;
-    print_summary("rollout", &report);
-    outln!("{}", deploy_runner_gate::text::to_json_string(&report)?);
-    Ok(exit_for(&report))
+    print_report("rollout", args.format, &report)
 }
 
 /// `deploy-runner approve|reject`.
@@ -79,14 +91,91 @@ pub fn answer(args: ApprovalArgs, approve: bool) -> anyhow::Result<ExitCode> {
 pub fn resume(args: RunArgs) -> anyhow::Result<ExitCode> {
     let backend = Backend::from_args(&args.backend)?;
     let report = backend.resume(&args.backend.actor, &args.run_id)?;
-    print_summary("resume", &report);
-    outln!("{}", deploy_runner_gate::text::to_json_string(&report)?);
-    Ok(exit_for(&report))
+    print_report("resume", args.format, &report)
 }
 
-/// `deploy-runner status --run RUN`.
+/// `deploy-runner status --run RUN`: the run's state as the backend keeps it (JSON), or one line per wave. Exit 0
+/// while it runs or once it succeeded, 1 when it failed or was interrupted, 3 denied.
 pub fn status(args: RunArgs) -> anyhow::Result<ExitCode> {
     let backend = Backend::from_args(&args.backend)?;
-    outln!("{}", deploy_runner_gate::text::to_json_string_pretty(&backend.status(&args.backend.actor, &args.run_id)?)?);
+    let status = backend.status(&args.backend.actor, &args.run_id)?;
+    let (outcome, waves) = status_outcome(&status);
+    if resolve_format(args.format) == Format::Json {
+        print_json(&status)?;
+    } else {
+        outln!("status {}: {outcome}", args.run_id);
+        for (account, wave_status) in waves {
+            outln!("  {account:<8} {wave_status}");
+        }
+    }
+    Ok(match outcome.as_str() {
+        "denied" => ExitCode::from(crate::EXIT_DENIED),
+        "failed" | "interrupted" | "timed_out" | "error" => ExitCode::from(crate::EXIT_FAILED),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// A status answer's outcome and waves, from either backend's shape (the local run state, or the invoker's answer
+/// for a rollout or a single task).
+fn status_outcome(status: &serde_json::Value) -> (String, Vec<(String, String)>) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
+    let waves = |list: &serde_json::Value| -> Vec<(String, String)> {
+        list.as_array().into_iter().flatten().map(|w| (text(&w["account"]), text(&w["status"]))).collect()
+    };
+    if status.get("decision").is_some() {
+        let outcome = match status["decision"].as_str() {
+            Some("deny") => "denied".to_owned(),
+            Some("error") => "error".to_owned(),
+            _ if status["rollout"].is_object() => text(&status["rollout"]["outcome"]),
+            _ => text(&status["status"]["outcome"]),
+        };
+        return (outcome, waves(&status["rollout"]["waves"]));
+    }
+    // The local run state: `status` is running, succeeded, failed or interrupted.
+    (text(&status["status"]), waves(&status["waves"]))
+}
+
+/// `deploy-runner ledger`: what each account last deployed from an apply ref, and who holds its lock.
+pub fn ledger(args: LedgerArgs) -> anyhow::Result<ExitCode> {
+    let backend = Backend::from_args(&args.backend)?;
+    let repo_url = match &args.repo_url {
+        Some(url) => url.clone(),
+        None => {
+            let output = std::process::Command::new("git")
+                .args(["remote", "get-url", "origin"])
+                .output()
+                .context("cannot run git")?;
+            anyhow::ensure!(output.status.success(), "no --repo-url, and the working directory has no origin remote");
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        }
+    };
+    let view = match backend.ledger(&args.backend.actor, &repo_url, args.apply_ref.as_deref())? {
+        Ok(view) => view,
+        Err(refusal) => {
+            errln!("deploy-runner: no ledger: {refusal}");
+            return Ok(ExitCode::from(if refusal.denied { crate::EXIT_DENIED } else { crate::EXIT_FAILED }));
+        }
+    };
+    if resolve_format(args.format) == Format::Json {
+        print_json(&view)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!("ledger of {} at {}", view.repo, view.apply_ref);
+    if view.accounts.is_empty() {
+        outln!("  no deployment recorded yet");
+    }
+    for entry in &view.accounts {
+        outln!("  {:<8} {}  run {}  at {}", entry.account, entry.commit, entry.run_id, entry.recorded_at);
+    }
+    match &view.lock {
+        Some(lock) => outln!(
+            "apply lock: held by rollout {} (commit {}, {}) since {}",
+            lock.run_id,
+            lock.commit,
+            lock.holder,
+            lock.acquired_at
+        ),
+        None => outln!("apply lock: free"),
+    }
     Ok(ExitCode::SUCCESS)
 }
