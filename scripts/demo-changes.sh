@@ -2,7 +2,8 @@
 # Demo, part 2: the whole pipeline with `deploy-runner ci --local`, offline, with the real deploy task and
 # terraform. Builds a temp infrastructure-live repo (base commit), makes the head commit (an _envcommon edit, a
 # modified unit, a deleted unit, a touched ecs-deploy-runner), then runs CI for a push to main: detect, plan, apply
-# waves in deploy order. Then a failure: stage's apply fails, prod never runs, and `resume` finishes after the fix.
+# waves in deploy order. Then a failure: stage's apply fails and prod never runs; the next push picks up what they
+# missed (each account diffs from its entry in the deployment ledger), and resuming the old run is refused.
 set -euo pipefail
 bin_dir=${1:?usage: demo-changes.sh BIN_DIR}
 bin="$bin_dir/deploy-runner"
@@ -67,6 +68,19 @@ set -e
 run_id=$(sed -n 's/.*resume --run \([A-Za-z0-9_-]*\).*/\1/p' "$work/failed.txt" | head -1)
 echo "  per-wave logs: $(cd "$work/state/runs/$run_id" && ls *.log | tr '\n' ' ')"
 
-printf '\n== 3. The outage is over: resume runs only stage and prod ==\n\n'
+printf '\n== 3. The outage is over. The next push (a dev network tweak) also picks up what stage and prod missed ==\n\n'
+# Each account is diffed from what it last deployed (the ledger): dev from the failed run's commit, stage and prod
+# from the first push's. Units applied before plan updates, not creates: the local state outlives the clones.
+sed -i 's/default = { tier = "standard" }/default = { tier = "large" }/' "$repo/dev/us-east-1/dev/network/main.tf"
+git_ add -A
+git_ commit -q -m "widen the dev network again"
+ci 2>&1 | grep -v '^\(dev\|stage\|prod\|shared\) | '
+
+printf '\n== 4. The ledger: what each account last deployed from main ==\n\n'
+"$bin" ledger --local --config "$policy" --state-dir "$work/state" --repo-url "file://$repo" --format text
+
+printf '\n== 5. Resuming the old failed run now would roll stage back: refused (stale_commit) ==\n\n'
+set +e
 "$bin" resume --local --config "$policy" --state-dir "$work/state" --actor demo --approve prod --run "$run_id" \
-  2>&1 >/dev/null | grep -v '^\(dev\|stage\|prod\|shared\) | '
+  --format text 2>&1 | grep -E 'stale_commit|^resume ' | sed 's/^deploy-runner-task: //'
+set -e

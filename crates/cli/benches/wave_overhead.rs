@@ -61,6 +61,7 @@ fn bench(c: &mut Criterion) {
                 interrupt: interrupt.clone(),
                 grace: Duration::from_secs(1),
                 echo: Echo::Off,
+                tf_state_dir: None,
             };
             let mut runner = LocalWaveRunner {
                 task,

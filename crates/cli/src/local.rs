@@ -91,6 +91,8 @@ pub struct LocalTask {
     pub grace: Duration,
     /// Where the task's output is printed besides the log file.
     pub echo: Echo,
+    /// Where units without a backend of their own keep their Terraform state (`<state dir>/tfstate`).
+    pub tf_state_dir: Option<PathBuf>,
 }
 
 /// How a local task ended.
@@ -127,6 +129,10 @@ impl LocalTask {
             .args(&task_command(request)[1..])
             .env("DEPLOY_RUNNER_POLICY", &self.policy_json)
             .env("DEPLOY_RUNNER_RUN_ID", run_id);
+        match &self.tf_state_dir {
+            Some(dir) => command.env(deploy_runner_task::config::ENV_LOCAL_STATE_DIR, dir),
+            None => command.env_remove(deploy_runner_task::config::ENV_LOCAL_STATE_DIR),
+        };
         let token = std::env::var("GITHUB_TOKEN").unwrap_or_default();
         let masker = Masker::new([token.as_str()].into_iter().filter(|t| !t.is_empty()));
         let ctx = RunContext {

@@ -11,6 +11,8 @@ pub const ENV_POLICY: &str = "DEPLOY_RUNNER_POLICY";
 pub const ENV_TASK_CONFIG: &str = "DEPLOY_RUNNER_TASK_CONFIG";
 /// The run id the invoker assigned.
 pub const ENV_RUN_ID: &str = "DEPLOY_RUNNER_RUN_ID";
+/// The local backend's Terraform state directory (see [`crate::local_state`]); never set on ECS.
+pub const ENV_LOCAL_STATE_DIR: &str = "DEPLOY_RUNNER_LOCAL_STATE_DIR";
 /// A GitHub token that can push: used only by `update-variable`'s push (and for fetches when no read-only
 /// token is given, as before the credentials were split).
 pub const ENV_GITHUB_TOKEN: &str = "GITHUB_TOKEN";
@@ -120,6 +122,8 @@ pub struct Environment {
     pub run_id: Option<String>,
     /// The git credentials, split by what they may do.
     pub git: GitSecrets,
+    /// Where units without a backend of their own keep their state (the local backend only).
+    pub local_state_dir: Option<PathBuf>,
 }
 
 /// Git credentials by need: fetching (every action) and pushing (`update-variable` only).
@@ -199,7 +203,8 @@ impl Environment {
         if (git.read_ssh_key.is_some() || git.push_ssh_key.is_some()) && git.known_hosts.is_none() {
             return Err(ConfigError::UnpinnedHosts);
         }
-        Ok(Environment { policy, config, run_id: non_empty(ENV_RUN_ID), git })
+        let local_state_dir = non_empty(ENV_LOCAL_STATE_DIR).map(PathBuf::from);
+        Ok(Environment { policy, config, run_id: non_empty(ENV_RUN_ID), git, local_state_dir })
     }
 }
 

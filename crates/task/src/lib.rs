@@ -11,6 +11,7 @@ pub mod deleted;
 pub mod git;
 pub mod harden;
 pub mod image;
+pub mod local_state;
 pub mod mask;
 pub mod plan;
 pub mod process;

@@ -260,7 +260,13 @@ impl Task {
     }
 
     /// Runs the tool's commands for `operation` in `dir`, stopping at the first that fails.
-    fn run_tool(&self, dir: &Path, unit: &str, operation: Operation) -> Result<ToolResult, TaskError> {
+    fn run_tool(&self, repo: &Repo, dir: &Path, unit: &str, operation: Operation) -> Result<ToolResult, TaskError> {
+        if let (Some(state_dir), ToolBinary::Terraform) = (&self.env.local_state_dir, self.env.policy.binary()) {
+            let state = crate::local_state::state_path(state_dir, repo.url(), unit);
+            if crate::local_state::keep_state(dir, &state).map_err(TaskError::Refused)? {
+                self.say(&format!("{unit}: local state kept at {}", state.display()));
+            }
+        }
         self.run_tool_commands(dir, unit, commands(self.style(), operation))
     }
 
@@ -324,7 +330,7 @@ impl Task {
             Prepared::Unit(dir) => dir,
             Prepared::Failed(result) => return Ok(result.exit_code),
         };
-        let result = self.run_tool(&dir, path, operation)?;
+        let result = self.run_tool(&repo, &dir, path, operation)?;
         if let Some(c) = result.counts {
             self.say(&format!("{path}: {} to add, {} to change, {} to destroy", c.add, c.change, c.destroy));
         }
@@ -457,7 +463,7 @@ impl Task {
             };
             let result = tree.and_then(|(tree, tree_commit)| {
                 match self.prepare_unit(&repo, &tree, &tree_commit, &unit.path)? {
-                    Prepared::Unit(dir) => self.run_tool(&dir, &unit.path, operation),
+                    Prepared::Unit(dir) => self.run_tool(&repo, &dir, &unit.path, operation),
                     Prepared::Failed(result) => Ok(result),
                 }
             });

@@ -251,6 +251,10 @@ impl Backend {
             interrupt: local.interrupt.clone(),
             grace: Duration::from_secs(30),
             echo: local.progress.echo(),
+            // Absolute, since the task runs in its own directory.
+            tf_state_dir: Some(
+                std::path::absolute(local.state_dir.join("tfstate")).unwrap_or(local.state_dir.join("tfstate")),
+            ),
         }
     }
 
