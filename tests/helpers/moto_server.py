@@ -1,7 +1,8 @@
 """Test helper: a real AWS API emulator (moto 5.2.5, in-process) for the invoker's integration tests.
 
 Starts moto's server on PORT, creates what a deployed control plane has (cluster, task definitions whose
-containers read secrets from Secrets Manager, a log group, a secret holding a canary value), prints one JSON line
+containers read secrets from Secrets Manager, a log group, a secret holding a canary value, the ledger table),
+prints one JSON line
 describing them, then serves a tiny control endpoint on CONTROL_PORT that edits a task in moto's ECS backend:
 moto always reports exit code 0, and the tests need non-zero and missing exit codes too.
 
@@ -51,8 +52,16 @@ for name in ["planner", "applier", "image-builder"]:
         }],
     )["taskDefinition"]["taskDefinitionArn"]
 
+# The deployment ledger and apply locks, keyed as the infra module creates them.
+client("dynamodb").create_table(
+    TableName="deploy-runner-ledger", BillingMode="PAY_PER_REQUEST",
+    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+)
+
 print(json.dumps({"endpoint": endpoint, "cluster_arn": cluster_arn, "subnet": subnet, "security_group": group,
-                  "task_definitions": definitions, "secret_arn": secret_arn, "log_group": "/deploy-runner/tasks"}),
+                  "task_definitions": definitions, "secret_arn": secret_arn, "log_group": "/deploy-runner/tasks",
+                  "ledger_table": "deploy-runner-ledger"}),
       flush=True)
 
 

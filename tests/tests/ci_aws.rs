@@ -26,6 +26,7 @@ fn scripted_definition(moto: &Moto, failing_apply_account: Option<&str>) -> Stri
         assign_public_ip: false,
         notifier_arn: "arn:aws:lambda:us-east-1:123456789012:function:deploy-runner-notifier".into(),
         approval_timeout_secs: 3600,
+        ledger_table: moto.setup["ledger_table"].as_str().unwrap_or("deploy-runner-ledger").to_owned(),
     });
     let states = &mut machine["States"]["Waves"]["ItemProcessor"]["States"];
     let exit = |code: i64| json!({"Type": "Pass", "Result": {"exit_codes": [code]}, "ResultPath": "$.result", "Next": "CheckExitCode"});
@@ -141,6 +142,8 @@ fn ci_on_aws_plans_applies_in_deploy_order_halts_on_a_failed_account_and_resumes
     config["runtime"]["state_machine_arn"] = json!(machine);
     // Approvals need the notifier, which is not here; the rollout tests cover them.
     config["policy"]["approval_accounts"] = json!([]);
+    // The server applies from main and release (each has its own ledger and lock); ci asks only where told.
+    config["policy"]["apply_refs"] = json!(["main", "release"]);
     let execution_input = |name: &str| -> Value {
         let arn = format!("{}:{name}", machine.replace(":stateMachine:", ":execution:"));
         let described = runtime.block_on(sfn.describe_execution().execution_arn(arn).send()).expect("describe");

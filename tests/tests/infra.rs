@@ -187,6 +187,7 @@ fn the_rendered_state_machine_is_the_generated_definition() {
         assign_public_ip: false,
         notifier_arn: format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:deploy-runner-notifier"),
         approval_timeout_secs: 7200,
+        ledger_table: "deploy-runner-ledger".into(),
     });
     assert_eq!(rendered_definition, generated);
     assert_eq!(asl::check(&rendered_definition), Vec::<String>::new());
@@ -359,6 +360,10 @@ const SDK_OPERATIONS: &[(&str, &str)] = &[
     ("send_task_success", "states:SendTaskSuccess"),
     ("send_task_failure", "states:SendTaskFailure"),
     ("get_secret_value", "secretsmanager:GetSecretValue"),
+    ("query", "dynamodb:Query"),
+    ("get_item", "dynamodb:GetItem"),
+    ("put_item", "dynamodb:PutItem"),
+    ("delete_item", "dynamodb:DeleteItem"),
     ("invoke", "lambda:InvokeFunction"),
 ];
 
@@ -387,7 +392,7 @@ fn the_invoker_and_notifier_roles_grant_exactly_what_the_adapters_call() {
     let policies = iam_policies();
     let write_own_logs = set(&["logs:CreateLogStream", "logs:PutLogEvents"]);
     // RunTask with tags needs TagResource, and the task's roles are passed to ECS.
-    let mut invoker = actions_called_in(&["lib.rs", "sfn.rs"]);
+    let mut invoker = actions_called_in(&["lib.rs", "sfn.rs", "dynamodb.rs"]);
     assert!(invoker.contains("ecs:RunTask") && invoker.contains("states:StartExecution"), "{invoker:?}");
     // Answering approvals is the approvals entry point's alone (crates/control: EntryPoint): CI's never does.
     let answers = set(&["states:SendTaskSuccess", "states:SendTaskFailure"]);
@@ -454,6 +459,12 @@ fn actions_the_definition_needs(definition: &Value, needed: &mut BTreeSet<String
                     }
                     Some("lambda:invoke" | "lambda:invoke.waitForTaskToken") => {
                         needed.insert("lambda:InvokeFunction".to_owned());
+                    }
+                    Some("dynamodb:updateItem") => {
+                        needed.insert("dynamodb:UpdateItem".to_owned());
+                    }
+                    Some("dynamodb:deleteItem") => {
+                        needed.insert("dynamodb:DeleteItem".to_owned());
                     }
                     _ => panic!("no IAM mapping for the integration {resource}: add it here and to the role"),
                 }

@@ -9,7 +9,7 @@
 mod common;
 
 use common::moto::start_moto;
-use deploy_runner_aws::{CloudWatchLogs, EcsTasks, StepFunctions};
+use deploy_runner_aws::{CloudWatchLogs, DynamoLedger, EcsTasks, StepFunctions};
 use deploy_runner_control::{Invoker, InvokerConfig};
 use deploy_runner_gate::{ChangeKind, Policy, Rollout, RolloutMode, RolloutUnit};
 use deploy_runner_rollout::asl::{definition, MachineSettings, TASK_STATE};
@@ -172,6 +172,7 @@ fn scripted_definition(scenario: &Scenario) -> Value {
         assign_public_ip: false,
         notifier_arn: "arn:aws:lambda:us-east-1:123456789012:function:notifier".into(),
         approval_timeout_secs: 3600,
+        ledger_table: "deploy-runner-ledger".into(),
     });
     let states = &mut def["States"]["Waves"]["ItemProcessor"]["States"];
     let mut choices = Vec::new();
@@ -238,7 +239,8 @@ async fn run_moto(moto: &common::moto::Moto, aws: &aws_config::SdkConfig, scenar
         .to_owned();
     let invoker =
         Invoker::new(invoker_config(moto, &machine), EcsTasks::from_config(aws), CloudWatchLogs::from_config(aws))
-            .with_executions(StepFunctions::from_config(aws));
+            .with_executions(StepFunctions::from_config(aws))
+            .with_ledger(DynamoLedger::from_config(aws, moto.setup["ledger_table"].as_str().expect("table")));
     let mut request = deploy_runner_gate::Request {
         actor: "octocat".into(),
         request_id: Some(format!("scenario-{}", scenario.name)),
@@ -270,6 +272,18 @@ async fn run_moto(moto: &common::moto::Moto, aws: &aws_config::SdkConfig, scenar
             .await
             .0;
         assert_eq!(status.rollout.as_ref().map(|r| r.outcome), Some("succeeded"), "{status:?}");
+    }
+    // The state machine itself (moto runs its DynamoDB integration for real) gave the apply lock back, however the
+    // rollout stopped, and recorded each wave that succeeded.
+    use deploy_runner_control::ports::LedgerStore;
+    let scope = deploy_runner_rollout::LedgerScope::new(&rollout().repo, "main");
+    let view = invoker.ledger().read(&scope).await.expect("ledger");
+    assert_eq!(view.lock, None, "{}: the lock outlived the rollout", scenario.name);
+    if outcome.last().is_some_and(|(_, succeeded)| *succeeded) {
+        let recorded: Vec<(&str, &str)> =
+            view.accounts.iter().map(|e| (e.account.as_str(), e.commit.as_str())).collect();
+        let commit = rollout().git_ref;
+        assert_eq!(recorded, [("dev", commit.as_str()), ("prod", commit.as_str()), ("stage", commit.as_str())]);
     }
     outcome
 }

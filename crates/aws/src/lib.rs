@@ -1,5 +1,5 @@
 //! The only crate that talks to AWS. It implements `deploy-runner-control`'s ports for ECS, CloudWatch Logs,
-//! Step Functions and Secrets Manager (and Lambda, for the CLI), and builds SDK clients once, with retries for throttling and 5xx,
+//! Step Functions, DynamoDB (the ledger) and Secrets Manager (and Lambda, for the CLI), and builds SDK clients once, with retries for throttling and 5xx,
 //! honouring `AWS_ENDPOINT_URL` (the tests point it at an emulator).
 
 use aws_sdk_cloudwatchlogs as logs;
@@ -11,9 +11,11 @@ use deploy_runner_control::ports::{
 };
 use std::fmt::Display;
 
+mod dynamodb;
 mod lambda;
 mod secrets;
 mod sfn;
+pub use dynamodb::{ledger_item, DynamoLedger};
 pub use lambda::LambdaInvoker;
 pub use secrets::SecretsManager;
 pub use sfn::StepFunctions;

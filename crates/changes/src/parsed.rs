@@ -139,10 +139,9 @@ fn rename_earlier_key(text: &str, line: usize, column: usize, n: usize) -> Optio
                     i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || matches!(bytes[i - 1], b'_' | b'-'));
                 let after = text[i + key.len()..].trim_start_matches([' ', '\t']);
                 if before_ok && (after.starts_with('=') || after.starts_with(':')) && !after.starts_with("==") {
-                    let replacement = if key.starts_with('"') {
-                        format!("\"__deploy_runner_shadowed_{n}_{}", &key[1..])
-                    } else {
-                        format!("__deploy_runner_shadowed_{n}_{key}")
+                    let replacement = match key.strip_prefix('"') {
+                        Some(quoted) => format!("\"__deploy_runner_shadowed_{n}_{quoted}"),
+                        None => format!("__deploy_runner_shadowed_{n}_{key}"),
                     };
                     return Some(format!("{}{}{}", &text[..i], replacement, &text[i + key.len()..]));
                 }

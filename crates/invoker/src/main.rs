@@ -2,7 +2,7 @@
 //! config fails init with a clear log line), builds the AWS clients once, then serves invocations. The same code
 //! runs as CI's entry point and as the approvers' (a second function).
 
-use deploy_runner_aws::{load_config, CloudWatchLogs, EcsTasks, StepFunctions};
+use deploy_runner_aws::{load_config, CloudWatchLogs, DynamoLedger, EcsTasks, StepFunctions};
 use deploy_runner_control::{Invoker, InvokerConfig};
 use deploy_runner_invoker::{entry_point_from, ENV_ENTRY_POINT};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -40,8 +40,11 @@ async fn main() -> Result<(), Error> {
         }
     };
     let aws = load_config().await;
+    // Without runtime.ledger_table (a deployment older than the ledger) the invoker never calls the ledger port.
+    let table = config.runtime.ledger_table.clone().unwrap_or_default();
     let invoker = Invoker::new(config, EcsTasks::from_config(&aws), CloudWatchLogs::from_config(&aws))
         .with_executions(StepFunctions::from_config(&aws))
+        .with_ledger(DynamoLedger::from_config(&aws, &table))
         .with_entry_point(entry_point);
     let invoker = &invoker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {

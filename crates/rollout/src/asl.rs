@@ -31,6 +31,8 @@ pub struct MachineSettings {
     pub notifier_arn: String,
     /// How long an approval may wait, in seconds.
     pub approval_timeout_secs: u64,
+    /// The DynamoDB table of the deployment ledger and the apply locks.
+    pub ledger_table: String,
 }
 
 /// The states that run a task (swapped for scripted Pass states when moto, which can't run ECS tasks, executes
@@ -56,6 +58,69 @@ fn notify(kind: &str, settings: &MachineSettings, next: &str) -> Value {
         // A failed notification is logged by the notifier and never fails the rollout.
         "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": null, "Next": next}],
         "Next": next
+    })
+}
+
+/// DynamoDB's transient errors, retried before a ledger write counts as failed.
+const DYNAMODB_TRANSIENT: [&str; 4] = [
+    "DynamoDB.ProvisionedThroughputExceededException",
+    "DynamoDB.ThrottlingException",
+    "DynamoDB.InternalServerErrorException",
+    "DynamoDB.RequestLimitExceeded",
+];
+
+/// Moves the wave's account in the ledger to the wave's commit, only from the commit the wave started from (or
+/// already there): a ledger that moved meanwhile fails the wave rather than being overwritten.
+fn record_ledger(settings: &MachineSettings) -> Value {
+    json!({
+        "Type": "Task",
+        "Resource": format!("arn:{}:states:::dynamodb:updateItem", settings.partition),
+        "Parameters": {
+            "TableName": settings.ledger_table,
+            "Key": {"pk": {"S.$": "$.wave.ledger_key"}, "sk": {"S.$": "$.wave.ledger_account"}},
+            "UpdateExpression": "SET #commit = :commit, #run = :run, #at = :at",
+            "ConditionExpression": "attribute_not_exists(pk) OR #commit = :deployed OR #commit = :commit",
+            "ExpressionAttributeNames": {"#commit": "commit", "#run": "run_id", "#at": "recorded_at"},
+            "ExpressionAttributeValues": {
+                ":commit": {"S.$": "$.wave.commit"},
+                ":deployed": {"S.$": "$.wave.deployed_commit"},
+                ":run": {"S.$": "$.run_id"},
+                ":at": {"S.$": "$$.State.EnteredTime"}
+            }
+        },
+        "ResultPath": null,
+        "Retry": [{"ErrorEquals": DYNAMODB_TRANSIENT, "IntervalSeconds": 1, "MaxAttempts": 5, "BackoffRate": 2.0}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "WaveFailed"}],
+        "Next": "WaveSucceeded"
+    })
+}
+
+/// Releases the rollout's apply lock (only if this run still holds it), then goes on to `next`. A release that
+/// fails leaves a lock whose execution has ended, which the next apply reclaims: it never fails the rollout.
+fn release_lock(settings: &MachineSettings, next: &str) -> Value {
+    json!({
+        "Type": "Task",
+        "Resource": format!("arn:{}:states:::dynamodb:deleteItem", settings.partition),
+        "Parameters": {
+            "TableName": settings.ledger_table,
+            "Key": {"pk": {"S.$": "$.ledger_key"}, "sk": {"S": crate::execution::LOCK_SORT_KEY}},
+            "ConditionExpression": "#run = :run",
+            "ExpressionAttributeNames": {"#run": "run_id"},
+            "ExpressionAttributeValues": {":run": {"S.$": "$.run_id"}}
+        },
+        "ResultPath": null,
+        "Retry": [{"ErrorEquals": DYNAMODB_TRANSIENT, "IntervalSeconds": 1, "MaxAttempts": 5, "BackoffRate": 2.0}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": null, "Next": next}],
+        "Next": next
+    })
+}
+
+/// Whether the execution holds its scope's apply lock (apply rollouts of a deployment with a ledger).
+fn holds_lock(release: &str, next: &str) -> Value {
+    json!({
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.holds_lock", "BooleanEquals": true, "Next": release}],
+        "Default": next
     })
 }
 
@@ -112,9 +177,15 @@ pub fn definition(settings: &MachineSettings) -> Value {
                     {"Variable": "$.result.exit_codes", "IsPresent": true},
                     {"Variable": "$.result.exit_codes[0]", "IsPresent": true},
                     {"Variable": "$.result.exit_codes[0]", "NumericEquals": 0}
-                ], "Next": "WaveSucceeded"}],
+                ], "Next": "RecordsLedger"}],
                 "Default": "WaveFailed"
             },
+            "RecordsLedger": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.wave.records_ledger", "BooleanEquals": true, "Next": "RecordLedger"}],
+                "Default": "WaveSucceeded"
+            },
+            "RecordLedger": record_ledger(settings),
             "WaveSucceeded": {"Type": "Succeed"},
             "WaveFailed": {"Type": "Fail", "Error": "WaveFailed", "Cause": "the wave's task failed, was rejected or timed out"}
         }
@@ -131,9 +202,14 @@ pub fn definition(settings: &MachineSettings) -> Value {
                 "ItemSelector": {"wave.$": "$$.Map.Item.Value", "run_id.$": "$.run_id"},
                 "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": wave["StartAt"], "States": wave["States"]},
                 "ResultPath": null,
-                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyFailure"}],
-                "Next": "NotifySuccess"
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "HoldsLockAfterFailure"}],
+                "Next": "HoldsLockAfterSuccess"
             },
+            // The lock is given back as soon as the waves stop, before the (slower, retried) notifications.
+            "HoldsLockAfterSuccess": holds_lock("ReleaseLockAfterSuccess", "NotifySuccess"),
+            "ReleaseLockAfterSuccess": release_lock(settings, "NotifySuccess"),
+            "HoldsLockAfterFailure": holds_lock("ReleaseLockAfterFailure", "NotifyFailure"),
+            "ReleaseLockAfterFailure": release_lock(settings, "NotifyFailure"),
             "NotifySuccess": notify("succeeded", settings, "Done"),
             "NotifyFailure": notify("failed", settings, "RolloutFailed"),
             "Done": {"Type": "Succeed"},
@@ -147,12 +223,13 @@ pub const TERRAFORM_TEMPLATE_PATH: &str = "infra/modules/deploy-runner/render/st
 
 /// Sentinels that stand in for the deployment's values while the template is generated; each becomes a Terraform
 /// template interpolation of the same-named `templatefile` variable.
-const TEMPLATE_STRINGS: [(&str, &str); 5] = [
+const TEMPLATE_STRINGS: [(&str, &str); 6] = [
     ("__cluster_arn__", "cluster_arn"),
     ("__assign_public_ip__", "assign_public_ip"),
     ("__notifier_arn__", "notifier_arn"),
     ("__container_name__", "container_name"),
     ("__partition__", "partition"),
+    ("__ledger_table__", "ledger_table"),
 ];
 const TEMPLATE_SUBNETS: &str = "__subnets__";
 const TEMPLATE_SECURITY_GROUPS: &str = "__security_groups__";
@@ -161,8 +238,8 @@ const TEMPLATE_TIMEOUT: &str = "__approval_timeout_secs__";
 const TEMPLATE_TIMEOUT_VALUE: u64 = 987_654_321;
 
 /// The definition as a Terraform `templatefile` template: the infra module renders it with `partition`, `cluster_arn`,
-/// `assign_public_ip` (`"ENABLED"`/`"DISABLED"`), `notifier_arn`, `container_name`, `subnets`, `security_groups`
-/// and `approval_timeout_secs`, so the deployed
+/// `assign_public_ip` (`"ENABLED"`/`"DISABLED"`), `notifier_arn`, `container_name`, `subnets`, `security_groups`,
+/// `approval_timeout_secs` and `ledger_table`, so the deployed
 /// definition is this crate's, not a second copy. `make infra-template` writes it to [`TERRAFORM_TEMPLATE_PATH`];
 /// a test fails when the file is stale.
 pub fn terraform_template() -> String {
@@ -175,6 +252,7 @@ pub fn terraform_template() -> String {
         security_groups: vec![TEMPLATE_SECURITY_GROUPS.to_owned()],
         assign_public_ip: false,
         approval_timeout_secs: TEMPLATE_TIMEOUT_VALUE,
+        ledger_table: TEMPLATE_STRINGS[5].0.to_owned(),
     };
     let mut value = definition(&settings);
     // A bool setting: the module passes the rendered "ENABLED"/"DISABLED" instead.
@@ -317,6 +395,7 @@ mod tests {
             assign_public_ip: false,
             notifier_arn: "arn:aws:lambda:us-east-1:1:function:notifier".into(),
             approval_timeout_secs: 3600,
+            ledger_table: "deploy-runner-ledger".into(),
         }
     }
 
@@ -374,6 +453,7 @@ mod tests {
             "${jsonencode(subnets)}",
             "${jsonencode(security_groups)}",
             "${jsonencode(approval_timeout_secs)}",
+            "${jsonencode(ledger_table)}",
             "@.Name == '${container_name}'",
             "\"arn:${partition}:states:::ecs:runTask.sync\"",
         ] {
@@ -382,7 +462,8 @@ mod tests {
         assert!(!template.contains("__"), "a sentinel was left behind");
         assert!(!template.contains("%{"), "ASL text must not look like a template directive");
         let interpolations = template.matches("${").count();
-        // Two notify states and the approval each name the notifier; they and the wave each name the partition.
-        assert_eq!(interpolations, 14, "{template}");
+        // Two notify states and the approval each name the notifier; they, the wave and the three ledger states
+        // each name the partition; the ledger states name the table.
+        assert_eq!(interpolations, 20, "{template}");
     }
 }

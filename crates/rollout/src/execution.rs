@@ -61,7 +61,8 @@ pub struct ExecutionWave {
     /// The commit the wave applies.
     #[serde(default)]
     pub commit: String,
-    /// The commit the account's entry held when the rollout started (`""`: none); the entry moves only from it.
+    /// The commit the account's entry held when the rollout started ([`NO_DEPLOYED_COMMIT`]: none); the entry
+    /// moves only from it.
     #[serde(default)]
     pub deployed_commit: String,
 }
@@ -70,6 +71,9 @@ pub struct ExecutionWave {
 pub fn ledger_account_key(account: &str) -> String {
     format!("account#{account}")
 }
+
+/// `deployed_commit` of an account with no ledger entry (never a commit id).
+pub const NO_DEPLOYED_COMMIT: &str = "none";
 
 /// The ledger's sort key of a scope's apply lock.
 pub const LOCK_SORT_KEY: &str = "lock";
@@ -176,7 +180,7 @@ pub fn build_input(
             ledger_key: if applies { ledger_key.clone() } else { String::new() },
             ledger_account: ledger_account_key(&w.account),
             commit: w.request.git_ref.clone(),
-            deployed_commit: w.request.deployed_commit.clone().unwrap_or_default(),
+            deployed_commit: w.request.deployed_commit.clone().unwrap_or_else(|| NO_DEPLOYED_COMMIT.to_owned()),
         })
         .collect();
     let input = ExecutionInput {

@@ -289,6 +289,38 @@ check "app_image_tags_are_immutable" {
 
 # ---- Rollouts -------------------------------------------------------------------------------------------------
 
+# The deployment ledger (per repo, apply ref and account: the last commit whose units all applied) and the apply
+# locks (one apply rollout per repo and apply ref). The invoker reads and locks; the state machine records and
+# releases. Every write is conditional; items are tiny, so on demand costs next to nothing.
+resource "aws_dynamodb_table" "ledger" {
+  #checkov:skip=CKV_AWS_119:encrypted at rest always; with the customer managed key when kms_key_arn is set (null keeps AWS's owned key, as for the module's other resources)
+  name                        = module.render.names.ledger_table
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "pk"
+  range_key                   = "sk"
+  deletion_protection_enabled = var.ledger_deletion_protection
+  tags                        = var.tags
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = var.kms_key_arn != null
+    kms_key_arn = var.kms_key_arn
+  }
+}
+
 resource "aws_sfn_state_machine" "rollouts" {
   #checkov:skip=CKV_AWS_285:Step Functions keeps every execution's full history (what the invoker reads for status, approvals and resume); CloudWatch delivery would need account-wide log delivery permissions
   #checkov:skip=CKV_AWS_284:X-Ray would add cost and a permission; each wave's task logs and the execution history are the record

@@ -28,6 +28,11 @@ output "state_machine_arn" {
   value       = aws_sfn_state_machine.rollouts.arn
 }
 
+output "ledger_table_name" {
+  description = "The DynamoDB table of the deployment ledger and the apply locks (docs/rollouts.md: the ledger)."
+  value       = aws_dynamodb_table.ledger.name
+}
+
 output "cluster_arn" {
   description = "The ECS cluster the tasks run on."
   value       = aws_ecs_cluster.this.arn

@@ -224,8 +224,14 @@ variable "invoker_reserved_concurrency" {
   default     = null
 }
 
+variable "ledger_deletion_protection" {
+  description = "Protect the deployment ledger table from deletion (it records what each account has deployed; losing it makes the next push diff from its own base). Set false only to tear a deployment down."
+  type        = bool
+  default     = true
+}
+
 variable "kms_key_arn" {
-  description = "Customer managed key for the log groups (its key policy must allow CloudWatch Logs) and the secrets; null: AWS managed keys."
+  description = "Customer managed key for the log groups (its key policy must allow CloudWatch Logs), the Lambdas' environment and the ledger table; null: AWS managed keys."
   type        = string
   default     = null
 }

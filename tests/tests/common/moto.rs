@@ -67,7 +67,8 @@ pub fn invoker_config_json(moto: &Moto) -> String {
         "cluster_arn": moto.setup["cluster_arn"], "subnets": [moto.setup["subnet"]],
         "security_groups": [moto.setup["security_group"]],
         "task_definitions": {"planner": defs["planner"], "applier": defs["applier"], "image-builder": defs["image-builder"]},
-        "log_group": moto.setup["log_group"], "log_stream_prefix": "deploy"}})
+        "log_group": moto.setup["log_group"], "log_stream_prefix": "deploy",
+        "ledger_table": moto.setup["ledger_table"]}})
     .to_string()
 }
 

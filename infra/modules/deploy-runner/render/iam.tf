@@ -164,6 +164,13 @@ locals {
           Action   = ["states:DescribeExecution", "states:GetExecutionHistory"]
           Resource = [local.arns.executions]
         },
+        {
+          # Read the deployment ledger; take, reclaim and (when a start fails) give back the apply lock.
+          Sid      = "LedgerAndApplyLock"
+          Effect   = "Allow"
+          Action   = ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+          Resource = [local.arns.ledger_table]
+        },
         local.lambda_log_statement.invoker,
       ], local.kms_decrypt_statements)
     }
@@ -206,6 +213,13 @@ locals {
           Effect   = "Allow"
           Action   = ["lambda:InvokeFunction"]
           Resource = [local.arns.notifier, "${local.arns.notifier}:*"]
+        },
+        {
+          # Record a succeeded wave in the ledger; release the apply lock when the rollout stops.
+          Sid      = "RecordWavesAndReleaseTheLock"
+          Effect   = "Allow"
+          Action   = ["dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+          Resource = [local.arns.ledger_table]
         },
       ]
     }

@@ -7,6 +7,7 @@ locals {
     approver           = "${var.name}-approver"
     notifier           = "${var.name}-notifier"
     state_machine      = "${var.name}-rollouts"
+    ledger_table       = "${var.name}-ledger"
     task_log_group     = "/deploy-runner/${var.name}/tasks"
     invoker_log_group  = "/aws/lambda/${var.name}-invoker"
     approver_log_group = "/aws/lambda/${var.name}-approver"
@@ -37,6 +38,7 @@ locals {
     notifier           = "${local.arn_prefix}:lambda:${var.region}:${var.account_id}:function:${local.names.notifier}"
     state_machine      = "${local.arn_prefix}:states:${var.region}:${var.account_id}:stateMachine:${local.names.state_machine}"
     executions         = "${local.arn_prefix}:states:${var.region}:${var.account_id}:execution:${local.names.state_machine}:*"
+    ledger_table       = "${local.arn_prefix}:dynamodb:${var.region}:${var.account_id}:table/${local.names.ledger_table}"
     task_log_group     = "${local.arn_prefix}:logs:${var.region}:${var.account_id}:log-group:${local.names.task_log_group}"
     invoker_log_group  = "${local.arn_prefix}:logs:${var.region}:${var.account_id}:log-group:${local.names.invoker_log_group}"
     approver_log_group = "${local.arn_prefix}:logs:${var.region}:${var.account_id}:log-group:${local.names.approver_log_group}"
@@ -91,6 +93,7 @@ locals {
       log_group         = local.names.task_log_group
       log_stream_prefix = var.log_stream_prefix
       state_machine_arn = local.arns.state_machine
+      ledger_table      = local.names.ledger_table
     }
   }
 
@@ -104,5 +107,6 @@ locals {
     subnets               = var.subnet_ids
     security_groups       = var.security_group_ids
     approval_timeout_secs = var.approval_timeout_seconds
+    ledger_table          = local.names.ledger_table
   })
 }
