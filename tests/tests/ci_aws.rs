@@ -6,52 +6,12 @@
 mod common;
 
 use common::lambda_watch::InvokerWatch;
-use common::moto::{enable_step_functions, invoker_config_json, sdk_config, start_moto, Moto};
+use common::moto::{enable_step_functions, invoker_config_json, scripted_rollouts, sdk_config, start_moto};
 use common::*;
 use deploy_runner_control::runid::claim_of;
-use deploy_runner_rollout::asl::{definition, MachineSettings, TASK_STATE};
 use serde_json::{json, Value};
 
 const REPO_URL: &str = "https://github.com/acme/infrastructure-live.git";
-
-/// The generated definition, with the wave task scripted: each wave exits 0, except an apply (the applier's task
-/// definition) in `failing_apply_account`, which exits 1. Notifications become Pass states (no notifier here).
-fn scripted_definition(moto: &Moto, failing_apply_account: Option<&str>) -> String {
-    let mut machine = definition(&MachineSettings {
-        partition: "aws".into(),
-        cluster_arn: moto.setup["cluster_arn"].as_str().expect("cluster").to_owned(),
-        container_name: "runner".into(),
-        subnets: vec![moto.setup["subnet"].as_str().expect("subnet").to_owned()],
-        security_groups: vec![moto.setup["security_group"].as_str().expect("sg").to_owned()],
-        assign_public_ip: false,
-        notifier_arn: "arn:aws:lambda:us-east-1:123456789012:function:deploy-runner-notifier".into(),
-        approval_timeout_secs: 3600,
-        ledger_table: moto.setup["ledger_table"].as_str().unwrap_or("deploy-runner-ledger").to_owned(),
-    });
-    let states = &mut machine["States"]["Waves"]["ItemProcessor"]["States"];
-    let exit = |code: i64| json!({"Type": "Pass", "Result": {"exit_codes": [code]}, "ResultPath": "$.result", "Next": "CheckExitCode"});
-    states["ExitsZero"] = exit(0);
-    states["ExitsOne"] = exit(1);
-    let choices: Vec<Value> = failing_apply_account
-        .map(|account| {
-            json!({"And": [
-                {"Variable": "$.wave.account", "StringEquals": account},
-                {"Variable": "$.wave.task_definition", "StringEquals": moto.setup["task_definitions"]["applier"]},
-            ], "Next": "ExitsOne"})
-        })
-        .into_iter()
-        .collect();
-    states[TASK_STATE] = if choices.is_empty() {
-        json!({"Type": "Pass", "Next": "ExitsZero"})
-    } else {
-        json!({"Type": "Choice", "Choices": choices, "Default": "ExitsZero"})
-    };
-    for notify in ["NotifySuccess", "NotifyFailure"] {
-        let next = machine["States"][notify]["Next"].clone();
-        machine["States"][notify] = json!({"Type": "Pass", "Next": next});
-    }
-    machine.to_string()
-}
 
 /// An infrastructure-live checkout with one unit in dev and one in prod. Its accounts.json puts prod first, against
 /// the policy (dev 1, prod 3): the server's order must win, with a warning.
@@ -122,7 +82,7 @@ fn ci_on_aws_plans_applies_in_deploy_order_halts_on_a_failed_account_and_resumes
             sfn.create_state_machine()
                 .name("deploy-runner-rollouts")
                 .role_arn("arn:aws:iam::123456789012:role/deploy-runner-state-machine")
-                .definition(scripted_definition(&moto, None))
+                .definition(scripted_rollouts(&moto, None))
                 .send(),
         )
         .expect("create state machine")
@@ -133,7 +93,7 @@ fn ci_on_aws_plans_applies_in_deploy_order_halts_on_a_failed_account_and_resumes
             .block_on(
                 sfn.update_state_machine()
                     .state_machine_arn(&machine)
-                    .definition(scripted_definition(&moto, failing))
+                    .definition(scripted_rollouts(&moto, failing))
                     .send(),
             )
             .expect("update state machine");

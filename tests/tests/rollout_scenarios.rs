@@ -113,6 +113,8 @@ fn rollout() -> Rollout {
         units: vec![unit("prod/app"), unit("dev/app"), unit("stage/app")],
         apply_ref: None,
         deployed_commit: None,
+        ledger_bases: None,
+        detected_from: None,
     }
 }
 
@@ -281,7 +283,7 @@ async fn run_moto(moto: &common::moto::Moto, aws: &aws_config::SdkConfig, scenar
     assert_eq!(view.lock, None, "{}: the lock outlived the rollout", scenario.name);
     if outcome.last().is_some_and(|(_, succeeded)| *succeeded) {
         let recorded: Vec<(&str, &str)> =
-            view.accounts.iter().map(|e| (e.account.as_str(), e.commit.as_str())).collect();
+            view.accounts.iter().map(|e| (e.account.as_str(), e.commit.as_deref().unwrap_or_default())).collect();
         let commit = rollout().git_ref;
         assert_eq!(recorded, [("dev", commit.as_str()), ("prod", commit.as_str()), ("stage", commit.as_str())]);
     }

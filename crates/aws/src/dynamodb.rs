@@ -88,11 +88,13 @@ impl LedgerStore for DynamoLedger {
                 if sort == LOCK_SORT_KEY {
                     view.lock = Some(lock_of(item));
                 } else if let Some(account) = sort.strip_prefix("account#") {
+                    let optional = |name: &str| Some(text(item, name)).filter(|v| !v.is_empty());
                     view.accounts.push(LedgerEntry {
                         account: account.to_owned(),
-                        commit: text(item, "commit"),
+                        commit: optional("commit"),
                         run_id: text(item, "run_id"),
                         recorded_at: text(item, "recorded_at"),
+                        baseline: optional("baseline"),
                     });
                 }
             }
@@ -148,6 +150,34 @@ impl LedgerStore for DynamoLedger {
         })
     }
 
+    async fn set_baseline(
+        &self,
+        scope: &LedgerScope,
+        account: &str,
+        base: &str,
+        run_id: &str,
+        at: &str,
+    ) -> Result<(), PortError> {
+        let mut item = DynamoLedger::key(scope, &ledger_account_key(account));
+        for (name, value) in [("baseline", base), ("run_id", run_id), ("recorded_at", at)] {
+            item.insert(name.to_owned(), AttributeValue::S(value.to_owned()));
+        }
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            // The account has an entry already (deployed, or another rollout's baseline): it stays.
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
+            Err(e) => Err(port_error(e)),
+            Ok(_) => Ok(()),
+        }
+    }
+
     async fn release(&self, scope: &LedgerScope, run_id: &str) -> Result<(), PortError> {
         let deleted = self
             .client
@@ -166,14 +196,4 @@ impl LedgerStore for DynamoLedger {
             Ok(_) => Ok(()),
         }
     }
-}
-
-/// The ledger item an account's succeeded wave writes (the state machine writes the same through its DynamoDB
-/// integration; tests and tools use this).
-pub fn ledger_item(scope: &LedgerScope, entry: &LedgerEntry) -> HashMap<String, AttributeValue> {
-    let mut item = DynamoLedger::key(scope, &ledger_account_key(&entry.account));
-    for (name, value) in [("commit", &entry.commit), ("run_id", &entry.run_id), ("recorded_at", &entry.recorded_at)] {
-        item.insert(name.to_owned(), AttributeValue::S(value.clone()));
-    }
-    item
 }

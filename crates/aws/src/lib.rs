@@ -15,7 +15,7 @@ mod dynamodb;
 mod lambda;
 mod secrets;
 mod sfn;
-pub use dynamodb::{ledger_item, DynamoLedger};
+pub use dynamodb::DynamoLedger;
 pub use lambda::LambdaInvoker;
 pub use secrets::SecretsManager;
 pub use sfn::StepFunctions;

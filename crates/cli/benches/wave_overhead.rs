@@ -38,6 +38,8 @@ fn rollout(accounts: usize) -> Rollout {
             .collect(),
         apply_ref: None,
         deployed_commit: None,
+        ledger_bases: None,
+        detected_from: None,
     }
 }
 

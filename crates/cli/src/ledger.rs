@@ -80,23 +80,43 @@ impl FileLedger {
     /// Moves `entry.account` to `entry.commit`, provided it still holds `expected` (or already holds the commit).
     pub fn record(&self, scope: &LedgerScope, entry: LedgerEntry, expected: Option<&str>) -> Result<(), LocalError> {
         let mut file = self.load(scope)?;
-        let current = file.accounts.iter().find(|e| e.account == entry.account).map(|e| e.commit.as_str());
-        if current != expected && current != Some(entry.commit.as_str()) {
+        let current = file.accounts.iter().find(|e| e.account == entry.account).and_then(|e| e.commit.clone());
+        if current.is_some() && current.as_deref() != expected && current != entry.commit {
             return Err(LocalError::State(format!(
                 "the ledger of {} moved to {} while this wave applied {} from {}",
                 entry.account,
-                current.unwrap_or("nothing"),
-                entry.commit,
+                current.as_deref().unwrap_or("nothing"),
+                entry.commit.as_deref().unwrap_or("nothing"),
                 expected.unwrap_or("nothing")
             )));
         }
         file.accounts.retain(|e| e.account != entry.account);
         file.accounts.push(entry);
+        self.save(scope, &file)
+    }
+
+    /// Records where `account`'s units were first detected from, unless the account has an entry already.
+    pub fn set_baseline(&self, scope: &LedgerScope, account: &str, base: &str, run_id: &str) -> Result<(), LocalError> {
+        let mut file = self.load(scope)?;
+        if file.accounts.iter().any(|e| e.account == account) {
+            return Ok(());
+        }
+        file.accounts.push(LedgerEntry {
+            account: account.to_owned(),
+            commit: None,
+            run_id: run_id.to_owned(),
+            recorded_at: rfc3339(SystemTime::now()),
+            baseline: Some(base.to_owned()),
+        });
+        self.save(scope, &file)
+    }
+
+    fn save(&self, scope: &LedgerScope, file: &LedgerFile) -> Result<(), LocalError> {
         let path = self.path(scope);
         let dir = path.parent().unwrap_or(&self.state_dir);
         std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let temporary = path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(&file).unwrap_or_default();
+        let text = serde_json::to_vec_pretty(file).unwrap_or_default();
         std::fs::write(&temporary, text).map_err(io(format!("cannot write {}", temporary.display())))?;
         // Rename is atomic: a reader sees the old ledger or the new one.
         std::fs::rename(&temporary, &path).map_err(io(format!("cannot write {}", path.display())))
@@ -115,9 +135,10 @@ impl WaveLedger for LocalWaveLedger {
     fn record(&mut self, run_id: &str, wave: &Wave) -> std::io::Result<()> {
         let entry = LedgerEntry {
             account: wave.account.clone(),
-            commit: wave.request.git_ref.clone(),
+            commit: Some(wave.request.git_ref.clone()),
             run_id: run_id.to_owned(),
             recorded_at: rfc3339(SystemTime::now()),
+            baseline: None,
         };
         self.ledger.record(&self.scope, entry, wave.request.deployed_commit.as_deref()).map_err(std::io::Error::other)
     }

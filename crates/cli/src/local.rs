@@ -491,6 +491,20 @@ impl LocalSequencer {
         )?;
         let ledger = crate::ledger::FileLedger::new(&self.state_dir);
         let view = ledger.read(&scope)?;
+        // Units detected before a newer deployment landed would roll it back: the caller detects again.
+        if let Some(why) = first
+            .request
+            .ledger_bases
+            .as_ref()
+            .and_then(|b| deploy_runner_rollout::ledger::moved_since(b, &view, &state.run_id))
+        {
+            return Err(LocalError::Denied { reason: "ledger_moved".into(), message: why });
+        }
+        for (account, base) in first.request.detected_from.iter().flatten() {
+            if view.accounts.iter().all(|e| &e.account != account) {
+                ledger.set_baseline(&scope, account, base, &state.run_id)?;
+            }
+        }
         for (wave, record) in state.plan.iter_mut().zip(&state.waves) {
             if record.status != WaveStatus::Succeeded {
                 wave.request.apply_ref = Some(scope.apply_ref.clone());

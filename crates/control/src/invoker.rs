@@ -27,7 +27,8 @@ pub struct InvokeResponse {
     /// A stable code: the gate's, or `request_id_conflict`, `entry_point_denied` (denials), `task_launch_failed`,
     /// `aws_error`, `run_not_found`, `not_supported`, `approval_not_waiting`, `nothing_to_resume`,
     /// `rollout_too_large`, `too_many_attempts`, `input_unreadable`, `account_unknown`, `apply_in_progress` (another
-    /// apply rollout of the same repo and apply ref holds the lock: ask again when it stops).
+    /// apply rollout of the same repo and apply ref holds the lock: ask again when it stops), `ledger_moved` (an
+    /// account deployed something else since the rollout's `ledger_bases`: detect again).
     pub reason: String,
     /// A human-readable explanation.
     pub message: String,

@@ -4,9 +4,9 @@
 
 use crate::invoker::{aws_error, error, InvokeResponse, Invoker};
 use crate::ports::{Executions, LedgerStore, Logs, Tasks};
-use deploy_runner_gate::LedgerQuery;
+use deploy_runner_gate::{LedgerQuery, Rollout};
 use deploy_runner_rollout::ledger::{rfc3339, unix_seconds};
-use deploy_runner_rollout::{ApplyLock, LedgerScope};
+use deploy_runner_rollout::{ApplyLock, LedgerScope, LedgerView};
 use std::time::SystemTime;
 
 /// How long a lock may name an execution that does not exist yet (the invoker takes the lock, then starts the
@@ -111,6 +111,24 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync, D: LedgerStore + Syn
             }
             Err(e) => Err(aws_error(Some(lock.run_id.clone()), &e)),
         }
+    }
+
+    /// For each account of `rollout` with nothing in the ledger: records what its units were detected from, so a
+    /// failed first deployment is detected from there again by the next run.
+    pub(crate) async fn record_baselines(
+        &self,
+        scope: &LedgerScope,
+        rollout: &Rollout,
+        view: &LedgerView,
+        run_id: &str,
+    ) -> Result<(), crate::ports::PortError> {
+        let at = rfc3339(SystemTime::now());
+        for (account, base) in rollout.detected_from.iter().flatten() {
+            if view.accounts.iter().all(|e| &e.account != account) {
+                self.ledger.set_baseline(scope, account, base, run_id, &at).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Gives `run_id`'s lock back after its execution could not start; a failure is logged (the lock is reclaimable

@@ -223,6 +223,15 @@ pub trait LedgerStore {
         lock: &ApplyLock,
         replacing: Option<&ApplyLock>,
     ) -> impl Future<Output = Result<Option<ApplyLock>, PortError>> + Send;
+    /// Records `base` as `account`'s baseline (by `run_id`, at `at`), unless the account has an entry already.
+    fn set_baseline(
+        &self,
+        scope: &LedgerScope,
+        account: &str,
+        base: &str,
+        run_id: &str,
+        at: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Gives the lock back, if `run_id` holds it.
     fn release(&self, scope: &LedgerScope, run_id: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 }
@@ -246,6 +255,9 @@ impl LedgerStore for NoLedgerStore {
         _: &ApplyLock,
         _: Option<&ApplyLock>,
     ) -> Result<Option<ApplyLock>, PortError> {
+        no_ledger()
+    }
+    async fn set_baseline(&self, _: &LedgerScope, _: &str, _: &str, _: &str, _: &str) -> Result<(), PortError> {
         no_ledger()
     }
     async fn release(&self, _: &LedgerScope, _: &str) -> Result<(), PortError> {

@@ -13,6 +13,7 @@ use deploy_runner_rollout::execution::{
     build_input, execution_arn, execution_name, wave_progress, ExecutionInput, RolloutHeader, WaveProgress,
     MAX_ATTEMPTS,
 };
+use deploy_runner_rollout::ledger::moved_since;
 use deploy_runner_rollout::{plan_waves, WaveStatus};
 use serde::Serialize;
 
@@ -218,6 +219,16 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync, D: LedgerStore + Syn
             }
             match self.ledger.read(&scope).await {
                 Ok(view) => {
+                    // Units detected before a newer deployment landed would roll it back: detect again.
+                    let moved = rollout.ledger_bases.as_ref().and_then(|b| moved_since(b, &view, run_id));
+                    if let Some(why) = moved {
+                        self.give_back_lock(&scope, run_id).await;
+                        return error(Some(run_id.to_owned()), "ledger_moved", &why);
+                    }
+                    if let Err(e) = self.record_baselines(&scope, rollout, &view, run_id).await {
+                        self.give_back_lock(&scope, run_id).await;
+                        return aws_error(Some(run_id.to_owned()), &e);
+                    }
                     for wave in &mut waves {
                         wave.request.apply_ref = Some(scope.apply_ref.clone());
                         wave.request.deployed_commit = view.deployed(&wave.account).map(str::to_owned);

@@ -285,6 +285,24 @@ impl Gate {
                 deny(Reason::FieldInvalid, format!("deployed_commit {}: must be a full commit SHA", quote(deployed)))?;
             }
         }
+        for (account, base) in rollout.detected_from.iter().flatten() {
+            self.check_account_name(account)?;
+            if !syntax::is_full_commit_sha(base) {
+                deny(
+                    Reason::FieldInvalid,
+                    format!("detected_from.{account} {}: must be a full commit SHA", quote(base)),
+                )?;
+            }
+        }
+        for (account, base) in rollout.ledger_bases.iter().flatten() {
+            self.check_account_name(account)?;
+            if base != crate::request::NO_LEDGER_ENTRY && !syntax::is_full_commit_sha(base) {
+                deny(
+                    Reason::FieldInvalid,
+                    format!("ledger_bases.{account} {}: must be a full commit SHA or \"none\"", quote(base)),
+                )?;
+            }
+        }
         let count = rollout.units.len();
         if count == 0 {
             deny(Reason::FieldInvalid, "units: a rollout needs at least one unit".into())?;

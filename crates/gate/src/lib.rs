@@ -28,5 +28,5 @@ pub use policy::{
 };
 pub use request::{
     Action, ActionRequest, AmiBuild, ApprovalAnswer, ChangeKind, DecodeError, DeletedUnitTarget, ImageBuild,
-    LedgerQuery, Request, Rollout, RolloutMode, RolloutUnit, RunQuery, UnitTarget, VariableUpdate,
+    LedgerQuery, Request, Rollout, RolloutMode, RolloutUnit, RunQuery, UnitTarget, VariableUpdate, NO_LEDGER_ENTRY,
 };

@@ -334,7 +334,19 @@ pub struct Rollout {
     /// deployed from this apply ref. The deploy task refuses to apply an older commit (`stale_commit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed_commit: Option<String>,
+    /// What the caller detected each account's units from: the account's ledger commit at the time (`none`: no
+    /// entry). An apply rollout starts only while the ledger still says so (`ledger_moved` otherwise), so a newer
+    /// deployment that landed meanwhile is never rolled back by units detected before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_bases: Option<std::collections::BTreeMap<String, String>>,
+    /// The commit each account's units were detected from. For an account with nothing deployed yet it is
+    /// recorded as the account's baseline, so a failed first deployment is detected from it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_from: Option<std::collections::BTreeMap<String, String>>,
 }
+
+/// A `ledger_bases` value for an account with no ledger entry.
+pub const NO_LEDGER_ENTRY: &str = "none";
 
 impl Rollout {
     /// The apply ref this rollout's ledger and lock are kept under.
@@ -620,6 +632,8 @@ mod tests {
                 ],
                 apply_ref: Some("main".into()),
                 deployed_commit: None,
+                ledger_bases: None,
+                detected_from: None,
             }),
         };
         let bytes = serde_json::to_vec(&request.to_json()).expect("serialise");

@@ -70,7 +70,8 @@ const DYNAMODB_TRANSIENT: [&str; 4] = [
 ];
 
 /// Moves the wave's account in the ledger to the wave's commit, only from the commit the wave started from (or
-/// already there): a ledger that moved meanwhile fails the wave rather than being overwritten.
+/// already there, or from nothing deployed yet: an entry may hold just a baseline): a ledger that moved meanwhile
+/// fails the wave rather than being overwritten.
 fn record_ledger(settings: &MachineSettings) -> Value {
     json!({
         "Type": "Task",
@@ -79,7 +80,7 @@ fn record_ledger(settings: &MachineSettings) -> Value {
             "TableName": settings.ledger_table,
             "Key": {"pk": {"S.$": "$.wave.ledger_key"}, "sk": {"S.$": "$.wave.ledger_account"}},
             "UpdateExpression": "SET #commit = :commit, #run = :run, #at = :at",
-            "ConditionExpression": "attribute_not_exists(pk) OR #commit = :deployed OR #commit = :commit",
+            "ConditionExpression": "attribute_not_exists(#commit) OR #commit = :deployed OR #commit = :commit",
             "ExpressionAttributeNames": {"#commit": "commit", "#run": "run_id", "#at": "recorded_at"},
             "ExpressionAttributeValues": {
                 ":commit": {"S.$": "$.wave.commit"},

@@ -234,6 +234,8 @@ impl ExecutionInput {
                 units,
                 apply_ref: header.apply_ref.clone(),
                 deployed_commit: None,
+                ledger_bases: None,
+                detected_from: None,
             }),
         })
     }
@@ -359,6 +361,8 @@ mod tests {
             units: vec![unit("prod/app"), unit("dev/app"), unit("stage/app"), unit("dev/db")],
             apply_ref: None,
             deployed_commit: None,
+            ledger_bases: None,
+            detected_from: None,
         }
     }
 

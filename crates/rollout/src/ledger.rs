@@ -42,12 +42,17 @@ impl LedgerScope {
 pub struct LedgerEntry {
     /// The account.
     pub account: String,
-    /// The commit whose units all applied in the account.
-    pub commit: String,
-    /// The rollout that applied it.
+    /// The commit whose units all applied in the account (absent until one of its waves succeeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The rollout that applied it (or, before that, that recorded the baseline).
     pub run_id: String,
-    /// When its wave succeeded (UTC, RFC 3339).
+    /// When its wave succeeded, or the baseline was recorded (UTC, RFC 3339).
     pub recorded_at: String,
+    /// Until a wave succeeds: the commit the account's first rollout detected its units from, so a failed first
+    /// deployment is detected from there again, never from a later push's own base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
 }
 
 /// The apply rollout that may run in a scope.
@@ -84,8 +89,39 @@ impl LedgerView {
 
     /// The commit `account` last deployed, if any.
     pub fn deployed(&self, account: &str) -> Option<&str> {
-        self.accounts.iter().find(|e| e.account == account).map(|e| e.commit.as_str())
+        self.accounts.iter().find(|e| e.account == account).and_then(|e| e.commit.as_deref())
     }
+
+    /// What `account`'s first rollout detected its units from, while nothing is deployed there yet.
+    pub fn baseline(&self, account: &str) -> Option<&str> {
+        let entry = self.accounts.iter().find(|e| e.account == account)?;
+        if entry.commit.is_some() {
+            return None;
+        }
+        entry.baseline.as_deref()
+    }
+}
+
+/// Why an apply rollout whose units were detected from `bases` (account: ledger commit, or `none`) must not start
+/// on `view`: an account has deployed something else since, by another run than `run_id` (a retry of this very
+/// run finds its own entries). `None` when the ledger still says what the caller saw.
+pub fn moved_since(
+    bases: &std::collections::BTreeMap<String, String>,
+    view: &LedgerView,
+    run_id: &str,
+) -> Option<String> {
+    for (account, base) in bases {
+        let entry = view.accounts.iter().find(|e| &e.account == account);
+        let now = entry.and_then(|e| e.commit.as_deref()).unwrap_or(deploy_runner_gate::NO_LEDGER_ENTRY);
+        if now != base && entry.is_none_or(|e| e.run_id != run_id) {
+            return Some(format!(
+                "{account} has deployed {now} (run {}) since this rollout's units were detected from {base}: detect \
+                 them again",
+                entry.map_or("?", |e| e.run_id.as_str())
+            ));
+        }
+    }
+    None
 }
 
 /// Records a succeeded apply wave in the ledger (the sequencer calls it; plans never do).

@@ -81,6 +81,8 @@ mod tests {
             ],
             apply_ref: None,
             deployed_commit: None,
+            ledger_bases: None,
+            detected_from: None,
         };
         let waves = plan_waves(&policy(), &rollout).expect("waves");
         let order: Vec<(&str, u64)> = waves.iter().map(|w| (w.account.as_str(), w.deploy_order)).collect();

@@ -24,6 +24,8 @@ fn plan() -> Vec<Wave> {
         units: vec![unit("prod/app"), unit("stage/app"), unit("dev/app")],
         apply_ref: None,
         deployed_commit: None,
+        ledger_bases: None,
+        detected_from: None,
     };
     plan_waves(&policy, &rollout).expect("waves")
 }

@@ -4,6 +4,7 @@
 
 use super::{repo_file, workspace_root};
 use deploy_runner_control::InvokerConfig;
+use deploy_runner_rollout::asl::{definition, MachineSettings, TASK_STATE};
 use serde_json::{json, Value};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -102,4 +103,43 @@ pub fn enable_step_functions(moto: &Moto) {
     stream.read_to_string(&mut answer).expect("read");
     let status = answer.split_whitespace().nth(1).unwrap_or_default();
     assert!(status.starts_with('2'), "moto refused the Step Functions config: {answer}");
+}
+
+/// The generated rollout definition, with the wave task scripted (moto's Step Functions can't run ECS tasks): each wave exits 0, except an apply (the applier's task
+/// definition) in `failing_apply_account`, which exits 1. Notifications become Pass states (no notifier here).
+pub fn scripted_rollouts(moto: &Moto, failing_apply_account: Option<&str>) -> String {
+    let mut machine = definition(&MachineSettings {
+        partition: "aws".into(),
+        cluster_arn: moto.setup["cluster_arn"].as_str().expect("cluster").to_owned(),
+        container_name: "runner".into(),
+        subnets: vec![moto.setup["subnet"].as_str().expect("subnet").to_owned()],
+        security_groups: vec![moto.setup["security_group"].as_str().expect("sg").to_owned()],
+        assign_public_ip: false,
+        notifier_arn: "arn:aws:lambda:us-east-1:123456789012:function:deploy-runner-notifier".into(),
+        approval_timeout_secs: 3600,
+        ledger_table: moto.setup["ledger_table"].as_str().unwrap_or("deploy-runner-ledger").to_owned(),
+    });
+    let states = &mut machine["States"]["Waves"]["ItemProcessor"]["States"];
+    let exit = |code: i64| json!({"Type": "Pass", "Result": {"exit_codes": [code]}, "ResultPath": "$.result", "Next": "CheckExitCode"});
+    states["ExitsZero"] = exit(0);
+    states["ExitsOne"] = exit(1);
+    let choices: Vec<Value> = failing_apply_account
+        .map(|account| {
+            json!({"And": [
+                {"Variable": "$.wave.account", "StringEquals": account},
+                {"Variable": "$.wave.task_definition", "StringEquals": moto.setup["task_definitions"]["applier"]},
+            ], "Next": "ExitsOne"})
+        })
+        .into_iter()
+        .collect();
+    states[TASK_STATE] = if choices.is_empty() {
+        json!({"Type": "Pass", "Next": "ExitsZero"})
+    } else {
+        json!({"Type": "Choice", "Choices": choices, "Default": "ExitsZero"})
+    };
+    for notify in ["NotifySuccess", "NotifyFailure"] {
+        let next = machine["States"][notify]["Next"].clone();
+        machine["States"][notify] = json!({"Type": "Pass", "Next": next});
+    }
+    machine.to_string()
 }

@@ -90,6 +90,11 @@ impl RolloutReport {
         self.outcome == "succeeded"
     }
 
+    /// Nothing to apply: newer deployments already cover this one.
+    pub fn superseded(message: String) -> RolloutReport {
+        RolloutReport { run_id: String::new(), outcome: "superseded".into(), message: Some(message), waves: vec![] }
+    }
+
     fn denied(message: String) -> RolloutReport {
         RolloutReport { run_id: String::new(), outcome: "denied".into(), message: Some(message), waves: vec![] }
     }

@@ -23,8 +23,9 @@ pub enum PushBase {
 pub struct AccountBase {
     /// The account.
     pub account: String,
-    /// `ledger` (its last deployed commit), `push` (the push's base), `all` (every unit), `deployed` (it already has
-    /// the head) or `ahead` (it has a newer commit than the head: this push is superseded there).
+    /// `ledger` (its last deployed commit), `baseline` (nothing deployed yet: where its first rollout started),
+    /// `push` (the push's base), `all` (every unit), `deployed` (it already has the head) or `ahead` (it has a
+    /// newer commit than the head: this push is superseded there).
     pub source: &'static str,
     /// The commit diffed from (absent for `deployed` and `ahead`; git's empty tree for `all`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,6 +78,17 @@ pub fn account_bases(
                     "not in this checkout (fetch the whole history: fetch-depth: 0)"
                 }
             );
+        }
+        // Nothing deployed yet, but an earlier rollout started from here and did not finish: start from there again.
+        if let Some(baseline) = ledger.and_then(|l| l.baseline(account)) {
+            if baseline == EMPTY_TREE {
+                bases.push(base("all", Some(EMPTY_TREE.to_owned())));
+                continue;
+            }
+            if repo.resolve_commit(baseline).is_ok() && repo.is_ancestor(baseline, head)? {
+                bases.push(base("baseline", Some(baseline.to_owned())));
+                continue;
+            }
         }
         match push {
             PushBase::Usable(commit) => bases.push(base("push", Some(commit.clone()))),

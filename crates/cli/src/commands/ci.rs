@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::ValueEnum;
 use deploy_runner_changes::git::GitRepo;
 use deploy_runner_changes::{detect_changes, AccountOrder, ChangeReport, DetectOptions};
-use deploy_runner_gate::{ActionRequest, ChangeKind, Request, Rollout, RolloutMode, RolloutUnit};
+use deploy_runner_gate::{ActionRequest, ChangeKind, Request, Rollout, RolloutMode, RolloutUnit, NO_LEDGER_ENTRY};
 use deploy_runner_notify::{post, RetryPolicy, SlackMessage};
 use deploy_runner_rollout::LedgerView;
 use serde_json::{json, Value};
@@ -124,7 +124,40 @@ fn rollout_request(
             units,
             apply_ref: (mode == RolloutMode::Apply).then(|| selection.apply_ref.clone()).flatten(),
             deployed_commit: None,
+            ledger_bases: (mode == RolloutMode::Apply).then(|| selection.ledger_bases()).flatten(),
+            detected_from: (mode == RolloutMode::Apply).then(|| selection.detected_from()).flatten(),
         }),
+    }
+}
+
+impl Selection {
+    /// What each account with units was detected from, as the ledger said (`none`: no entry): the apply starts
+    /// only while the ledger still says so.
+    fn ledger_bases(&self) -> Option<BTreeMap<String, String>> {
+        let bases = self.bases.as_ref()?;
+        let accounts: Vec<&str> = self.report.units.iter().map(|u| u.account.as_str()).collect();
+        Some(
+            bases
+                .iter()
+                .filter(|b| accounts.contains(&b.account.as_str()))
+                .map(|b| (b.account.clone(), b.deployed.clone().unwrap_or_else(|| NO_LEDGER_ENTRY.to_owned())))
+                .collect(),
+        )
+    }
+}
+
+impl Selection {
+    /// The commit each account with units was detected from.
+    fn detected_from(&self) -> Option<BTreeMap<String, String>> {
+        let bases = self.bases.as_ref()?;
+        let accounts: Vec<&str> = self.report.units.iter().map(|u| u.account.as_str()).collect();
+        Some(
+            bases
+                .iter()
+                .filter(|b| accounts.contains(&b.account.as_str()))
+                .filter_map(|b| Some((b.account.clone(), b.base.clone()?)))
+                .collect(),
+        )
     }
 }
 
@@ -204,6 +237,9 @@ fn print_changes(report: &ChangeReport, bases: Option<&[AccountBase]>) {
                     ("deployed", _, _) => "already deployed: nothing to apply".to_owned(),
                     ("ahead", _, Some(d)) => format!("has {}, newer than this push: nothing to apply", short(d)),
                     ("ledger", Some(base), _) => format!("from {} (last deployed)", short(base)),
+                    ("baseline", Some(base), _) => {
+                        format!("from {} (where its first, unfinished deployment started)", short(base))
+                    }
                     ("all", _, _) => "every unit (--all)".to_owned(),
                     (_, Some(base), _) => format!("from {} (the push's base: no deployment recorded)", short(base)),
                     _ => String::new(),
@@ -304,8 +340,34 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
 
     errln!("\n== apply: deploy order, at the planned commit {} ==", report.head);
     let mut apply = pipeline.stage(RolloutMode::Apply)?;
-    if !apply.succeeded() {
-        if let Some(superseded) = superseded_by_newer(&args, &backend, &repo, &repo_url, &selection, &apply)? {
+    // A newer push deployed between detection and the apply (its rollout held the lock meanwhile): detect again
+    // from the ledger as it is now, and apply what is still missing, if anything.
+    let mut redetected: Option<Selection> = None;
+    for round in 1..=MAX_REDETECTIONS {
+        let moved =
+            apply.outcome == "denied" && apply.message.as_deref().is_some_and(|m| m.starts_with("ledger_moved"));
+        if !moved {
+            break;
+        }
+        errln!("deploy-runner: {}; detecting again", apply.message.as_deref().unwrap_or_default());
+        let fresh = select_from_ledger(&args, &backend, &repo, &repo_url, &options)?;
+        print_changes(&fresh.report, fresh.bases.as_deref());
+        if fresh.report.units.is_empty() {
+            apply = RolloutReport::superseded("every account already has this commit or a newer one".into());
+            break;
+        }
+        // Another request than the first apply's: its own request id (a retried CI job repeats the same rounds).
+        let ci_id = pipeline.ci_id.as_ref().map(|id| format!("{id}-redetected{round}"));
+        apply = Pipeline { selection: &fresh, ci_id, ..pipeline.clone() }.stage(RolloutMode::Apply)?;
+        redetected = Some(fresh);
+    }
+    if let Some(fresh) = &redetected {
+        summary["changes"] = serde_json::to_value(&fresh.report)?;
+        summary["bases"] = serde_json::to_value(&fresh.bases)?;
+    }
+    if !apply.succeeded() && apply.outcome != "superseded" {
+        let selection = redetected.as_ref().unwrap_or(&selection);
+        if let Some(superseded) = superseded_by_newer(&args, &backend, &repo, &repo_url, selection, &apply)? {
             errln!("\nno apply needed: {superseded}");
             apply.outcome = "superseded".into();
             apply.message = Some(superseded);
@@ -319,7 +381,11 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
     finish(&args, &summary, Some(&apply))
 }
 
+/// How many times an apply detects again after the ledger moved under it (each time, a newer push deployed).
+const MAX_REDETECTIONS: usize = 5;
+
 /// What both stages of one pipeline run share.
+#[derive(Clone)]
 struct Pipeline<'a> {
     args: &'a CiArgs,
     backend: &'a Backend,

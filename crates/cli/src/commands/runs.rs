@@ -165,7 +165,18 @@ pub fn ledger(args: LedgerArgs) -> anyhow::Result<ExitCode> {
         outln!("  no deployment recorded yet");
     }
     for entry in &view.accounts {
-        outln!("  {:<8} {}  run {}  at {}", entry.account, entry.commit, entry.run_id, entry.recorded_at);
+        match (&entry.commit, &entry.baseline) {
+            (Some(commit), _) => {
+                outln!("  {:<8} {commit}  run {}  at {}", entry.account, entry.run_id, entry.recorded_at)
+            }
+            (None, Some(baseline)) => outln!(
+                "  {:<8} nothing deployed yet; the next run detects from {baseline} (run {} at {})",
+                entry.account,
+                entry.run_id,
+                entry.recorded_at
+            ),
+            (None, None) => outln!("  {:<8} nothing deployed yet", entry.account),
+        }
     }
     match &view.lock {
         Some(lock) => outln!(
