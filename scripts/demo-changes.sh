@@ -79,8 +79,10 @@ ci 2>&1 | grep -v '^\(dev\|stage\|prod\|shared\) | '
 printf '\n== 4. The ledger: what each account last deployed from main ==\n\n'
 "$bin" ledger --local --config "$policy" --state-dir "$work/state" --repo-url "file://$repo" --format text
 
-printf '\n== 5. Resuming the old failed run now would roll stage back: refused (stale_commit) ==\n\n'
+printf '\n== 5. Resuming the old failed run now would roll stage back: refused (ledger_moved) ==\n\n'
+# Its units were detected before step 3 deployed stage; the deploy task would refuse the older commit too
+# (stale_commit), but the rollout never gets that far.
 set +e
 "$bin" resume --local --config "$policy" --state-dir "$work/state" --actor demo --approve prod --run "$run_id" \
-  --format text 2>&1 | grep -E 'stale_commit|^resume ' | sed 's/^deploy-runner-task: //'
+  --format text 2>&1 | grep -E 'ledger_moved|stale_commit|^resume ' | sed 's/^deploy-runner-task: //'
 set -e

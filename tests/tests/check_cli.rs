@@ -145,7 +145,9 @@ fn describe_lists_every_action_with_its_fields_and_container() {
     let json = stdout_json(&output);
     let actions = json["actions"].as_array().expect("actions");
     let find = |name: &str| actions.iter().find(|a| a["action"] == name).unwrap_or_else(|| panic!("{name} missing"));
-    assert_eq!(actions.len(), 14);
+    assert_eq!(actions.len(), 15);
+    assert_eq!(find("ledger")["fields"], serde_json::json!(["repo", "apply_ref (optional)"]));
+    assert_eq!(find("ledger")["containers"], serde_json::json!([]));
     assert_eq!(find("approve")["fields"], serde_json::json!(["run_id", "account", "comment (optional)"]));
     assert_eq!(find("resume")["containers"], serde_json::json!([]));
     assert_eq!(find("apply")["containers"], serde_json::json!(["applier"]));

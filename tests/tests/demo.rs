@@ -6,7 +6,7 @@ use common::*;
 use std::process::Command;
 
 #[test]
-fn demo_runs_ci_locally_then_fails_in_stage_and_resumes() {
+fn demo_runs_ci_locally_then_fails_in_stage_and_the_next_push_catches_up() {
     ensure_binaries_built();
     assert!(workspace_root().join(".tools/bin/terraform").exists(), "run `make tools` (make test does)");
     let output =
@@ -23,15 +23,26 @@ fn demo_runs_ci_locally_then_fails_in_stage_and_resumes() {
         "stage    succeeded    apply         succeeded  stage/us-east-1/stage/app",
         "prod     succeeded    apply         succeeded  prod/us-east-1/prod/app",
         "ci main: succeeded",
-        // The failure: stage fails, prod never runs; resume runs only stage and prod.
+        // The failure: stage fails, prod never runs.
         "stage    failed       apply         failed     stage/us-east-1/stage/app",
         "prod     skipped      -",
         "ci main: FAILED",
         "per-wave logs: 01-dev.log 02-stage.log",
-        "resume: succeeded ci-apply-",
-        "dev      succeeded    -",
+        // The next push touches only dev, and stage and prod still get what they missed (from the ledger).
+        "stage    from ",
+        " (last deployed)",
+        "dev      modified   dev/us-east-1/dev/network",
+        "stage    modified   stage/us-east-1/stage/app",
+        "prod     affected   prod/us-east-1/prod/app",
         "stage    succeeded    apply         succeeded  stage/us-east-1/stage/app",
         "prod     succeeded    apply         succeeded  prod/us-east-1/prod/app",
+        "ci main: succeeded",
+        // The ledger, then the old failed run refused: resuming it would roll stage back.
+        "ledger of file://",
+        "apply lock: free",
+        "ledger_moved: ",
+        "resume ci-apply-",
+        ": denied",
     ];
     // Each line must come after the previous one.
     let mut from = 0;

@@ -38,7 +38,7 @@ struct Scenario {
     steps: &'static [Step],
 }
 
-const SCENARIOS: [Scenario; 4] = [
+const SCENARIOS: [Scenario; 5] = [
     // The third push's run is cancelled (GitHub's concurrency group drops a pending run): the next run covers it.
     Scenario {
         name: "five-pushes-middle-cancelled",
@@ -68,6 +68,18 @@ const SCENARIOS: [Scenario; 4] = [
     Scenario {
         name: "two-concurrent-pushes",
         steps: &[Step::Push(&["dev/a", "prod/a"]), Step::Push(&["dev/a", "prod/b"]), Step::Concurrent(1, 2)],
+    },
+    // The first deployment, where the newer push's run lands first: it measured its changes from the older push's
+    // commit (no ledger yet), assuming that one deployed; the older push's run then applies its own changes at the
+    // newer commit instead of being superseded.
+    Scenario {
+        name: "first-deployment-newer-push-first",
+        steps: &[
+            Step::Push(&["dev/a", "prod/a"]),
+            Step::Push(&["dev/a", "prod/b"]),
+            Step::Ci(2, None),
+            Step::Ci(1, None),
+        ],
     },
     // An old job re-run after a newer push deployed: nothing is rolled back.
     Scenario {

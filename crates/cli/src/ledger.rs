@@ -78,9 +78,19 @@ impl FileLedger {
     }
 
     /// Moves `entry.account` to `entry.commit`, provided it still holds `expected` (or already holds the commit).
-    pub fn record(&self, scope: &LedgerScope, entry: LedgerEntry, expected: Option<&str>) -> Result<(), LocalError> {
+    pub fn record(
+        &self,
+        scope: &LedgerScope,
+        mut entry: LedgerEntry,
+        expected: Option<&str>,
+    ) -> Result<(), LocalError> {
         let mut file = self.load(scope)?;
-        let current = file.accounts.iter().find(|e| e.account == entry.account).and_then(|e| e.commit.clone());
+        let existing = file.accounts.iter().find(|e| e.account == entry.account);
+        let current = existing.and_then(|e| e.commit.clone());
+        // Where the account's ledger began stays (as the DynamoDB update keeps it): see `LedgerEntry::baseline`.
+        if entry.baseline.is_none() {
+            entry.baseline = existing.and_then(|e| e.baseline.clone());
+        }
         if current.is_some() && current.as_deref() != expected && current != entry.commit {
             return Err(LocalError::State(format!(
                 "the ledger of {} moved to {} while this wave applied {} from {}",

@@ -209,6 +209,23 @@ pub fn ssh_to_https(repo: &str) -> Option<String> {
     (host_ok && path_ok).then(|| format!("https://{host}/{path}"))
 }
 
+/// The one spelling of a repo that state about it (the deployment ledger, the apply lock, local terraform state) is
+/// keyed by: its HTTPS form (an SSH form becomes `https://HOST/PATH`, `http://` becomes `https://`), without a
+/// trailing `/` or `.git`, in lower case. A policy may admit several spellings of one repo (a regex matches `x` and
+/// `x.git`; GitHub ignores case): keyed by spelling, each would get a ledger and a lock of its own, with nothing
+/// deployed in it, and a commit older than what the repo has deployed could be applied under another spelling.
+/// Folding two repos that differ only in case into one key only serialises more.
+pub fn canonical_repo(repo: &str) -> String {
+    let https = ssh_to_https(repo).unwrap_or_else(|| repo.to_owned());
+    let https = match https.strip_prefix("http://") {
+        Some(rest) => format!("https://{rest}"),
+        None => https,
+    };
+    let lower = https.to_lowercase();
+    let trimmed = lower.trim_end_matches('/');
+    trimmed.strip_suffix(".git").unwrap_or(trimmed).trim_end_matches('/').to_owned()
+}
+
 /// The repo with any URL user info replaced by `***`, so credentials never reach a message or a log.
 pub fn redact_repo_userinfo(repo: &str) -> std::borrow::Cow<'_, str> {
     let Some((scheme, rest)) = repo.split_once("://") else {
@@ -462,6 +479,25 @@ mod tests {
             assert_eq!(ssh_to_https(other), None, "{other}");
         }
         assert_eq!(ssh_to_https("git@GitHub.com:Acme/x.git").as_deref(), Some("https://GitHub.com/Acme/x.git"));
+    }
+
+    #[test]
+    fn every_spelling_of_a_repo_has_one_canonical_form() {
+        let canonical = "https://github.com/acme/live";
+        for spelling in [
+            "https://github.com/acme/live",
+            "https://github.com/acme/live.git",
+            "https://github.com/acme/live/",
+            "https://GitHub.com/Acme/Live.git",
+            "http://github.com/acme/live",
+            "git@github.com:acme/live.git",
+            "ssh://git@github.com/Acme/live",
+        ] {
+            assert_eq!(canonical_repo(spelling), canonical, "{spelling}");
+        }
+        assert_ne!(canonical_repo("https://github.com/acme/live2"), canonical);
+        assert_ne!(canonical_repo("https://github.com/acme/live.gitx"), canonical);
+        assert_eq!(canonical_repo("file:///tmp/Work/live"), "file:///tmp/work/live");
     }
 
     #[test]

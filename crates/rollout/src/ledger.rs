@@ -13,17 +13,17 @@ use serde::{Deserialize, Serialize};
 /// The repo and apply ref a ledger and a lock belong to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LedgerScope {
-    /// The repo, in its HTTPS form (`git@host:path` and `ssh://` forms name the same repo).
+    /// The repo, in its canonical form ([`deploy_runner_gate::syntax::canonical_repo`]: every spelling of one repo
+    /// is one scope).
     pub repo: String,
     /// The apply ref (a branch name).
     pub apply_ref: String,
 }
 
 impl LedgerScope {
-    /// The scope of `repo` at `apply_ref` (an SSH URL is keyed by its HTTPS form).
+    /// The scope of `repo` at `apply_ref`, however the repo is spelled.
     pub fn new(repo: &str, apply_ref: &str) -> LedgerScope {
-        let repo = deploy_runner_gate::syntax::ssh_to_https(repo).unwrap_or_else(|| repo.to_owned());
-        LedgerScope { repo, apply_ref: apply_ref.to_owned() }
+        LedgerScope { repo: deploy_runner_gate::syntax::canonical_repo(repo), apply_ref: apply_ref.to_owned() }
     }
 
     /// The scope an apply rollout is serialised and recorded under: its `apply_ref`, else the policy's first.
@@ -49,8 +49,10 @@ pub struct LedgerEntry {
     pub run_id: String,
     /// When its wave succeeded, or the baseline was recorded (UTC, RFC 3339).
     pub recorded_at: String,
-    /// Until a wave succeeds: the commit the account's first rollout detected its units from, so a failed first
-    /// deployment is detected from there again, never from a later push's own base.
+    /// The commit the account's first rollout detected its units from: everything before it was *assumed*
+    /// deployed (by whatever deployed before the ledger). Until a wave succeeds, a failed first deployment is
+    /// detected from there again; after that it stays, so a push that the assumption wrongly covered (an older push
+    /// whose own first deployment had not run yet) can tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<String>,
 }
@@ -100,6 +102,11 @@ impl LedgerView {
         }
         entry.baseline.as_deref()
     }
+
+    /// Where `account`'s ledger began (its first rollout's base), deployed since or not.
+    pub fn origin(&self, account: &str) -> Option<&str> {
+        self.accounts.iter().find(|e| e.account == account).and_then(|e| e.baseline.as_deref())
+    }
 }
 
 /// Why an apply rollout whose units were detected from `bases` (account: ledger commit, or `none`) must not start
@@ -115,8 +122,8 @@ pub fn moved_since(
         let now = entry.and_then(|e| e.commit.as_deref()).unwrap_or(deploy_runner_gate::NO_LEDGER_ENTRY);
         if now != base && entry.is_none_or(|e| e.run_id != run_id) {
             return Some(format!(
-                "{account} has deployed {now} (run {}) since this rollout's units were detected from {base}: detect \
-                 them again",
+                "{account} has deployed {now} (run {}) since this rollout's units were detected from {base}: they \
+                 could roll it back or miss changes; detect them again (ci does, from the ledger)",
                 entry.map_or("?", |e| e.run_id.as_str())
             ));
         }
@@ -188,6 +195,18 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
+    fn a_repo_spelled_another_way_is_the_same_scope() {
+        // The policy may admit both spellings; a second scope would have its own lock and an empty ledger.
+        let scope = LedgerScope::new("https://github.com/acme/live.git", "main");
+        for spelling in
+            ["git@github.com:acme/live.git", "https://github.com/Acme/Live", "https://github.com/acme/live/"]
+        {
+            assert_eq!(LedgerScope::new(spelling, "main").key(), scope.key(), "{spelling}");
+        }
+        assert_ne!(LedgerScope::new("https://github.com/acme/live", "release").key(), scope.key());
+    }
+
+    #[test]
     fn timestamps_are_utc_rfc3339() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
@@ -201,9 +220,9 @@ mod tests {
     }
 
     #[test]
-    fn a_repo_is_keyed_by_its_https_form() {
+    fn a_repo_is_keyed_by_its_canonical_form() {
         let https = LedgerScope::new("https://github.com/acme/live.git", "main");
         assert_eq!(LedgerScope::new("git@github.com:acme/live.git", "main"), https);
-        assert_eq!(https.key(), "https://github.com/acme/live.git main");
+        assert_eq!(https.key(), "https://github.com/acme/live main");
     }
 }

@@ -3,7 +3,8 @@
 //! again what it created. With `DEPLOY_RUNNER_LOCAL_STATE_DIR` set (the CLI's local backend sets it; ECS never
 //! does), a unit that configures no backend of its own gets one more file, [`BACKEND_FILE`], pointing the local
 //! backend at `<dir>/<repo>/<unit path>/terraform.tfstate`, where `<repo>` is the first 16 hex digits of the
-//! SHA-256 of the repo's URL (HTTPS form). A unit with a `backend` or `cloud` block keeps its own.
+//! SHA-256 of the repo's canonical URL (`deploy_runner_gate::syntax::canonical_repo`). A unit with a `backend` or
+//! `cloud` block keeps its own.
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -13,8 +14,7 @@ pub const BACKEND_FILE: &str = "deploy_runner_local_state.tf";
 
 /// Where `unit` of `repo` keeps its state under `dir`.
 pub fn state_path(dir: &Path, repo: &str, unit: &str) -> PathBuf {
-    let repo = deploy_runner_gate::syntax::ssh_to_https(repo).unwrap_or_else(|| repo.to_owned());
-    let digest = Sha256::digest(repo.as_bytes());
+    let digest = Sha256::digest(deploy_runner_gate::syntax::canonical_repo(repo).as_bytes());
     let key: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     dir.join(key).join(unit).join("terraform.tfstate")
 }

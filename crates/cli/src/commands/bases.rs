@@ -24,8 +24,10 @@ pub struct AccountBase {
     /// The account.
     pub account: String,
     /// `ledger` (its last deployed commit), `baseline` (nothing deployed yet: where its first rollout started),
-    /// `push` (the push's base), `all` (every unit), `deployed` (it already has the head) or `ahead` (it has a
-    /// newer commit than the head: this push is superseded there).
+    /// `push` (the push's base), `all` (every unit), `deployed` (it already has the head), `ahead` (it has a
+    /// newer commit than the head: this push is superseded there) or `unapplied` (it has a newer commit, but its
+    /// ledger began after this push's base, assuming this push deployed: this push's changes are applied at the
+    /// account's commit).
     pub source: &'static str,
     /// The commit diffed from (absent for `deployed` and `ahead`; git's empty tree for `all`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,6 +59,13 @@ pub fn account_bases(
         };
         if let Some(commit) = &deployed {
             let known = repo.resolve_commit(commit).is_ok();
+            let at_or_after_head = commit == head || (known && repo.is_ancestor(head, commit)?);
+            if at_or_after_head {
+                if let Some(before) = assumed_by_origin(repo, head, ledger.and_then(|l| l.origin(account)), push)? {
+                    bases.push(base("unapplied", Some(before)));
+                    continue;
+                }
+            }
             if commit == head {
                 bases.push(base("deployed", None));
                 continue;
@@ -106,6 +115,23 @@ pub fn account_bases(
         );
     }
     Ok(bases)
+}
+
+/// This push's base, when its own changes (base..`head`) lie before where the account's ledger began (`origin`, its
+/// first rollout's base): that rollout assumed them deployed, but this push was to deploy them (a newer push's
+/// first deployment ran before this one's, from this push's head). `None` otherwise.
+fn assumed_by_origin(
+    repo: &GitRepo,
+    head: &str,
+    origin: Option<&str>,
+    push: &PushBase,
+) -> anyhow::Result<Option<String>> {
+    let (Some(origin), PushBase::Usable(before)) = (origin, push) else { return Ok(None) };
+    if before == origin || before == head || repo.resolve_commit(origin).is_err() {
+        return Ok(None);
+    }
+    let head_at_or_before_origin = head == origin || repo.is_ancestor(head, origin)?;
+    Ok((head_at_or_before_origin && !repo.is_ancestor(origin, before)?).then(|| before.clone()))
 }
 
 /// Detects each account's units from its own base (one detection per distinct base) and merges them into one

@@ -236,6 +236,11 @@ fn print_changes(report: &ChangeReport, bases: Option<&[AccountBase]>) {
                 let from = match (b.source, &b.base, &b.deployed) {
                     ("deployed", _, _) => "already deployed: nothing to apply".to_owned(),
                     ("ahead", _, Some(d)) => format!("has {}, newer than this push: nothing to apply", short(d)),
+                    ("unapplied", Some(base), Some(d)) => format!(
+                        "has {} but never this push's changes: from {} (this push's base)",
+                        short(d),
+                        short(base)
+                    ),
                     ("ledger", Some(base), _) => format!("from {} (last deployed)", short(base)),
                     ("baseline", Some(base), _) => {
                         format!("from {} (where its first, unfinished deployment started)", short(base))
@@ -358,10 +363,31 @@ pub fn run(args: CiArgs) -> anyhow::Result<ExitCode> {
         }
         // Another request than the first apply's: its own request id (a retried CI job repeats the same rounds).
         let ci_id = pipeline.ci_id.as_ref().map(|id| format!("{id}-redetected{round}"));
-        apply = Pipeline { selection: &fresh, ci_id, ..pipeline.clone() }.stage(RolloutMode::Apply)?;
+        // Local run ids must differ from the first stages' (a plan at another head is another run).
+        let stamp = format!("{}-{}-{}-{round}", short(&fresh.report.head), unix_seconds(), std::process::id());
+        let again = Pipeline { selection: &fresh, ci_id, stamp, ..pipeline.clone() };
+        if fresh.report.head != report.head {
+            // Applied at another commit than the one planned: plan that one first.
+            errln!("\n== plan: {} unit(s) at {} ==", fresh.report.units.len(), short(&fresh.report.head));
+            let replan = again.stage(RolloutMode::Plan)?;
+            summary["plan"] = serde_json::to_value(&replan)?;
+            if !replan.succeeded() {
+                apply = RolloutReport {
+                    run_id: replan.run_id.clone(),
+                    outcome: "failed".into(),
+                    message: Some(format!("the plan at {} did not succeed: nothing applied", fresh.report.head)),
+                    waves: Vec::new(),
+                };
+                redetected = Some(fresh);
+                break;
+            }
+            errln!("\n== apply: deploy order, at the planned commit {} ==", fresh.report.head);
+        }
+        apply = again.stage(RolloutMode::Apply)?;
         redetected = Some(fresh);
     }
     if let Some(fresh) = &redetected {
+        summary["head"] = json!(fresh.report.head);
         summary["changes"] = serde_json::to_value(&fresh.report)?;
         summary["bases"] = serde_json::to_value(&fresh.bases)?;
     }
@@ -483,17 +509,62 @@ fn select_from_ledger(
     repo_url: &str,
     options: &DetectOptions,
 ) -> anyhow::Result<Selection> {
-    let head = repo.resolve_commit(&args.head)?;
+    let mut head = repo.resolve_commit(&args.head)?;
     let ledger = settled_ledger(args, backend, repo_url)?;
     let push = push_base(args, repo)?;
     let accounts = accounts_at(repo, &head)?;
-    let bases = account_bases(repo, &head, &accounts, ledger.as_ref(), &push, args.all)?;
+    let mut bases = account_bases(repo, &head, &accounts, ledger.as_ref(), &push, args.all)?;
+    if let Some(newer) = unapplied_head(repo, &bases)? {
+        // Accounts that have a newer commit but never got this push's changes: apply them there, at that commit
+        // (applying this push's older commit would roll the newer one back). Every other account is measured up to
+        // that commit too, so the rollout stays one commit.
+        errln!(
+            "deploy-runner: {} deployed {} from where this push ended, assuming this push had deployed; applying \
+             this push's changes there, at {}",
+            bases.iter().filter(|b| b.source == "unapplied").map(|b| b.account.as_str()).collect::<Vec<_>>().join(", "),
+            short(&newer),
+            short(&newer)
+        );
+        let unapplied: Vec<AccountBase> = bases.into_iter().filter(|b| b.source == "unapplied").collect();
+        head = newer;
+        bases = account_bases(repo, &head, &accounts_at(repo, &head)?, ledger.as_ref(), &push, args.all)?;
+        for base in &mut bases {
+            if let Some(u) = unapplied.iter().find(|u| u.account == base.account) {
+                *base = u.clone();
+            }
+        }
+    }
     let push_sha = match &push {
         PushBase::Usable(sha) => sha.clone(),
         PushBase::Missing(_) => deploy_runner_changes::git::EMPTY_TREE.to_owned(),
     };
     let (report, sources) = detect_per_account(repo, &head, &bases, &push_sha, options)?;
     Ok(Selection { report, sources, bases: Some(bases), apply_ref: Some(args.branch.clone()) })
+}
+
+/// The one commit that accounts with `unapplied` changes have deployed (the rollout's new head), if any; an error
+/// when they disagree or the commit is not in the checkout, since no single commit could apply them all then.
+fn unapplied_head(repo: &GitRepo, bases: &[AccountBase]) -> anyhow::Result<Option<String>> {
+    let mut commits: Vec<&str> =
+        bases.iter().filter(|b| b.source == "unapplied").filter_map(|b| b.deployed.as_deref()).collect();
+    commits.dedup();
+    match commits.as_slice() {
+        [] => Ok(None),
+        [commit] => {
+            let resolved = repo.resolve_commit(commit).map_err(|_| {
+                anyhow::anyhow!(
+                    "this push's changes were never applied where {commit} is deployed, and {commit} is not in this \
+                     checkout: fetch the whole history (fetch-depth: 0) and run ci again"
+                )
+            })?;
+            Ok(Some(resolved))
+        }
+        several => anyhow::bail!(
+            "this push's changes were never applied in accounts that have deployed different newer commits ({}): \
+             run ci for the newest push again",
+            several.join(", ")
+        ),
+    }
 }
 
 /// After a failed apply: when every account that did not succeed now has this push's commit or a newer one (a

@@ -40,8 +40,8 @@ pub fn print_summary(title: &str, report: &RolloutReport) {
     }
 }
 
-/// The exit status of a run summary, the same for `ci`, `rollout`, `resume` and `status`: 0 succeeded (or, for
-/// `status`, still going), 1 failed, interrupted or timed out, 3 denied.
+/// The exit status of a run summary, the same for `ci`, `rollout`, `resume` and `status`: 0 succeeded or superseded
+/// (or, for `status`, still going), 1 failed, interrupted or timed out, 3 denied.
 fn exit_for(report: &RolloutReport) -> ExitCode {
     match report.outcome.as_str() {
         "succeeded" | "superseded" => ExitCode::SUCCESS,
@@ -90,7 +90,11 @@ pub fn answer(args: ApprovalArgs, approve: bool) -> anyhow::Result<ExitCode> {
 /// `deploy-runner resume --run RUN`.
 pub fn resume(args: RunArgs) -> anyhow::Result<ExitCode> {
     let backend = Backend::from_args(&args.backend)?;
-    let report = backend.resume(&args.backend.actor, &args.run_id)?;
+    let mut report = backend.resume(&args.backend.actor, &args.run_id)?;
+    if report.run_id.is_empty() {
+        // Refused before a new attempt was made: the run is still the one asked about.
+        report.run_id.clone_from(&args.run_id);
+    }
     print_report("resume", args.format, &report)
 }
 
