@@ -127,7 +127,8 @@ fn assumed_by_origin(
     push: &PushBase,
 ) -> anyhow::Result<Option<String>> {
     let (Some(origin), PushBase::Usable(before)) = (origin, push) else { return Ok(None) };
-    if before == origin || before == head || repo.resolve_commit(origin).is_err() {
+    // A ledger begun with --all (git's empty tree) assumed nothing.
+    if origin == EMPTY_TREE || before == origin || before == head || repo.resolve_commit(origin).is_err() {
         return Ok(None);
     }
     let head_at_or_before_origin = head == origin || repo.is_ancestor(head, origin)?;
