@@ -275,6 +275,50 @@ fn the_local_backend_never_skips_and_never_reorders_an_apply() {
     }
 }
 
+/// A single-unit `apply` is judged by the same ledger: after a newer push deployed, applying a unit at an older
+/// commit is refused by the task (`stale_commit`) and applies nothing; at the deployed commit it runs.
+#[test]
+fn a_single_unit_apply_never_rolls_an_account_back_locally() {
+    let local = Local { dir: tempfile::tempdir().expect("tempdir") };
+    let scenario = "single-unit-apply";
+    let (repo, base) = scenario_repo();
+    repo.write("dev/a/main.tf", &unit_tf("dev/a", "v1"));
+    let older = repo.commit("push 1");
+    repo.write("dev/a/main.tf", &unit_tf("dev/a", "v2"));
+    let newer = repo.commit("push 2");
+    let output = local.ci(&repo, scenario, &base, &newer, None).output().expect("ci");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(local.applied(&repo, scenario), [("dev/a".to_owned(), 2)]);
+
+    let dir = local.scenario_dir(scenario);
+    let apply = |commit: &str| {
+        deploy_runner()
+            .args(["apply", "--local", "--actor", "tester", "--path", "dev/a", "--ref", commit, "--repo-url"])
+            .arg(format!("file://{}", repo.path().display()))
+            .arg("--config")
+            .arg(local.policy(&repo, scenario))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .env("DEPLOY_RUNNER_TASK_CONFIG", json!({"tool_path": terraform()}).to_string())
+            .env("SCENARIO_RECORD", dir.join("applied.txt"))
+            .output()
+            .expect("apply")
+    };
+    let refused = apply(&older);
+    assert_eq!(refused.status.code(), Some(1), "{}", String::from_utf8_lossy(&refused.stderr));
+    let log = String::from_utf8_lossy(&refused.stderr)
+        .split("(log: ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .map(|path| std::fs::read_to_string(path).expect("task log"))
+        .expect("the task's log is named");
+    assert!(log.contains(&format!("stale_commit: the account already has {newer}")), "{log}");
+    assert_eq!(local.applied(&repo, scenario), [("dev/a".to_owned(), 2)], "nothing rolled back");
+
+    let again = apply(&newer);
+    assert_eq!(again.status.code(), Some(0), "{}", String::from_utf8_lossy(&again.stderr));
+}
+
 /// The AWS backend: the invoker behind `cargo lambda watch`, moto's state machine scripted to fail an account's
 /// applies on demand. Each scenario has its own repo URL, so its own ledger and lock.
 struct Aws<'m> {

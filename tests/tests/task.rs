@@ -83,6 +83,52 @@ fn apply_exactly_the_planned_commit_and_refuse_unreachable_ones() {
     assert!(!out.contains("[dev/us-east-1/dev/app]"), "no tool output: {out}");
 }
 
+/// The task is the authority against rolling an account back: given what the account has deployed (the ledger's
+/// commit, which the control plane sets), it refuses an older commit before any tool runs, for an apply wave and a
+/// single-unit apply alike; the same or a newer commit applies.
+#[test]
+fn an_apply_older_than_what_the_account_deployed_is_refused_before_any_tool_runs() {
+    let remote = Remote::new();
+    let older = remote.work.git(&["rev-parse", "HEAD"]);
+    remote.work.append("dev/us-east-1/dev/app/main.tf", "# newer\n");
+    let deployed = remote.push("newer", "main");
+    let unit = "dev/us-east-1/dev/app";
+    let wave = |commit: &str| {
+        json!({"action": "rollout", "actor": "octocat", "repo": remote.url(), "ref": commit, "mode": "apply",
+               "units": [{"path": unit, "change": "modified"}], "apply_ref": "main", "deployed_commit": deployed})
+    };
+    let single = |commit: &str| {
+        let mut request = request(&remote, "apply", commit, unit);
+        request["deployed_commit"] = json!(deployed);
+        request
+    };
+    for (kind, request) in [("wave", wave(&older)), ("single", single(&older))] {
+        let output = run_task(&remote, request, json!({}));
+        let out = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{kind}: {out}");
+        assert!(
+            out.contains(&format!("stale_commit: the account already has {deployed}, which is newer than {older}")),
+            "{kind}: {out}"
+        );
+        assert!(!out.contains(&format!("[{unit}]")), "{kind}: no tool ran: {out}");
+    }
+    // The deployed commit itself applies again, and so does a newer one.
+    remote.work.append("dev/us-east-1/dev/app/main.tf", "# newest\n");
+    let newest = remote.push("newest", "main");
+    for (kind, request) in [("wave", wave(&deployed)), ("single", single(&newest))] {
+        let output = run_task(&remote, request, json!({}));
+        let out = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{kind}: {out}");
+        assert!(out.contains("Apply complete!"), "{kind}: {out}");
+    }
+    // A plan carries no ledger fields at all.
+    let mut plan = request(&remote, "plan", &newest, unit);
+    plan["deployed_commit"] = json!(deployed);
+    let output = run_task(&remote, plan, json!({}));
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(text(&output).contains("apply_ref and deployed_commit are for apply, not plan"), "{}", text(&output));
+}
+
 #[test]
 fn paths_escaping_the_clone_are_refused_before_any_tool_runs() {
     let remote = Remote::new();

@@ -292,7 +292,12 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync, D: LedgerStore + Syn
                 tags.push((key.to_owned(), tag_value(value)));
             }
         }
-        let command = deploy_runner_rollout::execution::task_command(request);
+        // The run's identity is the caller's request; the task gets what the ledger says on top.
+        let for_task = match self.with_ledger_facts(request).await {
+            Ok(for_task) => for_task,
+            Err(response) => return response,
+        };
+        let command = deploy_runner_rollout::execution::task_command(&for_task);
         let run = RunTaskRequest {
             cluster: self.runtime.cluster_arn.clone(),
             task_definition: self.runtime.task_definitions.for_container(container).to_owned(),

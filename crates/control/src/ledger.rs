@@ -4,7 +4,7 @@
 
 use crate::invoker::{aws_error, error, InvokeResponse, Invoker};
 use crate::ports::{Executions, LedgerStore, Logs, Tasks};
-use deploy_runner_gate::{LedgerQuery, Rollout};
+use deploy_runner_gate::{ActionRequest, LedgerQuery, Request, Rollout};
 use deploy_runner_rollout::ledger::{rfc3339, unix_seconds};
 use deploy_runner_rollout::{ApplyLock, LedgerScope, LedgerView};
 use std::time::SystemTime;
@@ -129,6 +129,24 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync, D: LedgerStore + Syn
             }
         }
         Ok(())
+    }
+
+    /// A single-unit `apply` as the task must see it: with the commit the unit's account has deployed, read from
+    /// the ledger of its apply ref (`apply_ref`, else `ref` when it names one, else the policy's first: a SHA's
+    /// account is the same account whichever ref it came from). A caller's own `deployed_commit` is never passed
+    /// on. Any other request is returned as it is.
+    pub(crate) async fn with_ledger_facts(&self, request: &Request) -> Result<Request, InvokeResponse> {
+        let ActionRequest::Apply(target) = &request.body else { return Ok(request.clone()) };
+        let mut target = target.clone();
+        target.deployed_commit = None;
+        if self.has_ledger() {
+            let policy = self.gate.policy();
+            let scope = LedgerScope::new(&target.repo, target.ledger_ref(policy));
+            let view = self.ledger.read(&scope).await.map_err(|e| aws_error(None, &e))?;
+            let account = target.path.split('/').next().unwrap_or_default();
+            target.deployed_commit = view.deployed(account).map(str::to_owned);
+        }
+        Ok(Request { body: ActionRequest::Apply(target), ..request.clone() })
     }
 
     /// Gives `run_id`'s lock back after its execution could not start; a failure is logged (the lock is reclaimable

@@ -247,3 +247,94 @@ fn bad_configuration_fails_with_a_clear_message() {
         assert!(err.contains(needle), "{name}: {err}");
     }
 }
+
+/// A ledger that says dev deployed `DEPLOYED` from main; nothing else is asked of it by a single-unit apply.
+struct OneEntryLedger;
+
+const DEPLOYED: &str = "0123456789abcdef0123456789abcdef01234567";
+
+impl deploy_runner_control::ports::LedgerStore for OneEntryLedger {
+    async fn read(
+        &self,
+        scope: &deploy_runner_rollout::LedgerScope,
+    ) -> Result<deploy_runner_rollout::LedgerView, PortError> {
+        let mut view = deploy_runner_rollout::LedgerView::empty(scope);
+        if scope.apply_ref == "main" {
+            view.accounts.push(deploy_runner_rollout::ledger::LedgerEntry {
+                account: "dev".into(),
+                commit: Some(DEPLOYED.into()),
+                run_id: "run-1".into(),
+                recorded_at: "2026-11-29T00:00:00Z".into(),
+                baseline: None,
+            });
+        }
+        Ok(view)
+    }
+    async fn acquire(
+        &self,
+        _: &deploy_runner_rollout::LedgerScope,
+        _: &deploy_runner_rollout::ApplyLock,
+        _: Option<&deploy_runner_rollout::ApplyLock>,
+    ) -> Result<Option<deploy_runner_rollout::ApplyLock>, PortError> {
+        unreachable!("a single-unit apply takes no lock")
+    }
+    async fn set_baseline(
+        &self,
+        _: &deploy_runner_rollout::LedgerScope,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<(), PortError> {
+        unreachable!("a single-unit apply records nothing")
+    }
+    async fn release(&self, _: &deploy_runner_rollout::LedgerScope, _: &str) -> Result<(), PortError> {
+        unreachable!("a single-unit apply takes no lock")
+    }
+}
+
+/// A single-unit apply reaches the task with what its account deployed, read from the ledger, so the task can
+/// refuse to roll the account back; a caller's own `deployed_commit` never gets through, and plans carry none.
+#[tokio::test]
+async fn a_single_apply_carries_what_its_account_deployed_from_the_ledger() {
+    let mut document = common::example_policy();
+    document["apply_refs"] = json!(["main", "release"]);
+    let mut stage = document["accounts"]["dev"].clone();
+    stage["id"] = json!("333333333333");
+    document["accounts"]["stage"] = stage;
+    let mut config = common::config(document, None);
+    config.runtime.ledger_table = Some("deploy-runner-ledger".into());
+    let invoker = Invoker::new(config, MemoryTasks::default(), MemoryLogs).with_ledger(OneEntryLedger);
+    let passed = |n: usize| -> serde_json::Value {
+        let started = invoker.tasks().started.lock().expect("lock");
+        serde_json::from_str(&started[n].0.command[3]).expect("json")
+    };
+    let ask = |body: serde_json::Value| {
+        let invoker = &invoker;
+        async move { invoker.handle(body.to_string().as_bytes(), b"nonce").await.0 }
+    };
+
+    let mut forged = apply("gh-1-1");
+    forged["deployed_commit"] = json!("ffffffffffffffffffffffffffffffffffffffff");
+    let response = ask(forged).await;
+    assert_eq!(response.decision, "allow", "{response:?}");
+    assert_eq!(passed(0)["deployed_commit"], DEPLOYED, "the ledger's commit, not the caller's");
+
+    // Under another apply ref, whose ledger has nothing for dev: no deployed commit.
+    let mut release = apply("gh-2-1");
+    release["ref"] = json!("release");
+    assert_eq!(ask(release).await.decision, "allow");
+    assert_eq!(passed(1).get("deployed_commit"), None);
+
+    // Another account (the unit's first path segment) has nothing deployed either.
+    let mut stage = apply("gh-3-1");
+    stage["path"] = json!("stage/us-east-1/stage/vpc");
+    assert_eq!(ask(stage).await.decision, "allow");
+    assert_eq!(passed(2).get("deployed_commit"), None);
+
+    let mut plan = apply("gh-4-1");
+    plan["action"] = json!("plan");
+    plan["deployed_commit"] = json!(DEPLOYED);
+    let response = ask(plan).await;
+    assert_eq!((response.decision.as_str(), response.reason.as_str()), ("deny", "field_invalid"), "{response:?}");
+}

@@ -153,6 +153,14 @@ impl Gate {
                 }
             }
             ActionRequest::Rollout(r) => self.check_rollout_units(r)?,
+            ActionRequest::Apply(t) => {
+                self.check_ledger_fields(t.apply_ref.as_deref(), t.deployed_commit.as_deref())?
+            }
+            ActionRequest::Plan(t) | ActionRequest::Validate(t)
+                if t.apply_ref.is_some() || t.deployed_commit.is_some() =>
+            {
+                deny(Reason::FieldInvalid, format!("apply_ref and deployed_commit are for apply, not {action}"))?;
+            }
             _ => {}
         }
         let account = match body.unit_path() {
@@ -276,15 +284,21 @@ impl Gate {
         Ok(())
     }
 
-    fn check_rollout_units(&self, rollout: &crate::request::Rollout) -> Check {
-        if let Some(apply_ref) = &rollout.apply_ref {
+    /// A request's ledger fields: `apply_ref` names an apply ref, `deployed_commit` is a full SHA.
+    fn check_ledger_fields(&self, apply_ref: Option<&str>, deployed_commit: Option<&str>) -> Check {
+        if let Some(apply_ref) = apply_ref {
             self.check_named_apply_ref(apply_ref)?;
         }
-        if let Some(deployed) = &rollout.deployed_commit {
+        if let Some(deployed) = deployed_commit {
             if !syntax::is_full_commit_sha(deployed) {
                 deny(Reason::FieldInvalid, format!("deployed_commit {}: must be a full commit SHA", quote(deployed)))?;
             }
         }
+        Ok(())
+    }
+
+    fn check_rollout_units(&self, rollout: &crate::request::Rollout) -> Check {
+        self.check_ledger_fields(rollout.apply_ref.as_deref(), rollout.deployed_commit.as_deref())?;
         for (account, base) in rollout.detected_from.iter().flatten() {
             self.check_account_name(account)?;
             if !syntax::is_full_commit_sha(base) {

@@ -127,7 +127,8 @@ impl Action {
     /// The fields the action takes besides the common `action`, `actor` and `request_id`.
     pub fn fields(self) -> &'static [&'static str] {
         match self {
-            Action::Plan | Action::Validate | Action::Apply => &["repo", "ref", "path"],
+            Action::Plan | Action::Validate => &["repo", "ref", "path"],
+            Action::Apply => &["repo", "ref", "path", "apply_ref (optional)"],
             Action::PlanDestroy | Action::Destroy => &["repo", "ref", "path", "source_ref"],
             Action::UpdateVariable => &["repo", "ref", "path", "variable", "value"],
             Action::BuildImage => &["repo", "ref", "context_path", "tag"],
@@ -159,6 +160,26 @@ pub struct UnitTarget {
     pub git_ref: String,
     /// The repo-relative unit path.
     pub path: String,
+    /// `apply` only: the apply ref whose ledger the unit's account is judged by (default: `ref` when it names an
+    /// apply ref, else the policy's first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_ref: Option<String>,
+    /// `apply` only, set by the control plane from the ledger and never trusted from a caller: the commit the
+    /// unit's account last deployed. The deploy task refuses to apply an older commit (`stale_commit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_commit: Option<String>,
+}
+
+impl UnitTarget {
+    /// The apply ref a single-unit apply is judged under: its `apply_ref`, else its `ref` when that is an apply
+    /// ref, else the policy's first.
+    pub fn ledger_ref<'a>(&'a self, policy: &'a crate::Policy) -> &'a str {
+        self.apply_ref
+            .as_deref()
+            .or_else(|| policy.is_apply_ref(&self.git_ref).then_some(self.git_ref.as_str()))
+            .or_else(|| policy.document().apply_refs.first().map(String::as_str))
+            .unwrap_or_default()
+    }
 }
 
 /// A unit deleted at `ref` that still exists at `source_ref`.

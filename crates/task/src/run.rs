@@ -130,14 +130,19 @@ impl Task {
             self.env.run_id.as_deref().unwrap_or("local")
         ));
         match &request.body {
-            ActionRequest::Plan(t) => self.single_unit(&t.repo, &t.git_ref, &t.path, None, Operation::Plan),
-            ActionRequest::Validate(t) => self.single_unit(&t.repo, &t.git_ref, &t.path, None, Operation::Validate),
-            ActionRequest::Apply(t) => self.single_unit(&t.repo, &t.git_ref, &t.path, None, Operation::Apply),
+            ActionRequest::Plan(t) => self.single_unit(&t.repo, &t.git_ref, &t.path, None, Operation::Plan, None),
+            ActionRequest::Validate(t) => {
+                self.single_unit(&t.repo, &t.git_ref, &t.path, None, Operation::Validate, None)
+            }
+            ActionRequest::Apply(t) => {
+                let ledger = Ledgered { apply_ref: t.apply_ref.as_deref(), deployed: t.deployed_commit.as_deref() };
+                self.single_unit(&t.repo, &t.git_ref, &t.path, None, Operation::Apply, Some(ledger))
+            }
             ActionRequest::PlanDestroy(t) => {
-                self.single_unit(&t.repo, &t.git_ref, &t.path, Some(&t.source_ref), Operation::PlanDestroy)
+                self.single_unit(&t.repo, &t.git_ref, &t.path, Some(&t.source_ref), Operation::PlanDestroy, None)
             }
             ActionRequest::Destroy(t) => {
-                self.single_unit(&t.repo, &t.git_ref, &t.path, Some(&t.source_ref), Operation::Destroy)
+                self.single_unit(&t.repo, &t.git_ref, &t.path, Some(&t.source_ref), Operation::Destroy, None)
             }
             ActionRequest::Rollout(r) => self.wave(r),
             ActionRequest::UpdateVariable(u) => self.update_variable(u, &request),
@@ -302,12 +307,20 @@ impl Task {
         path: &str,
         source_ref: Option<&str>,
         operation: Operation,
+        ledger: Option<Ledgered<'_>>,
     ) -> Result<i32, TaskError> {
         let mut repo = self.open_repo(url, "repo")?;
         let history = operation.changes_infrastructure();
         let commit = self.fetch_ref(&repo, git_ref, history)?;
         if operation.changes_infrastructure() {
-            self.verify_on_apply_ref(&repo, &commit, git_ref)?;
+            let ledger = ledger.unwrap_or_default();
+            let branch = match ledger.apply_ref {
+                Some(apply_ref) => self.verify_on_named_apply_ref(&repo, &commit, apply_ref)?,
+                None => self.verify_on_apply_ref(&repo, &commit, git_ref)?,
+            };
+            if let Some(deployed) = ledger.deployed {
+                self.refuse_stale(&repo, &commit, deployed, &branch)?;
+            }
         }
         let checkout = match source_ref {
             // Deleted units run where they still exist, and only if they are really gone at `ref`.
@@ -666,6 +679,14 @@ impl Task {
             echo: Echo::Inherit,
         }
     }
+}
+
+/// What the ledger says about a single-unit apply: the apply ref it is judged under and the commit the unit's
+/// account has deployed from it (both set by the control plane).
+#[derive(Debug, Clone, Copy, Default)]
+struct Ledgered<'a> {
+    apply_ref: Option<&'a str>,
+    deployed: Option<&'a str>,
 }
 
 /// A unit ready to run, or the result of the step that failed preparing it (a stack's generation).

@@ -385,7 +385,8 @@ impl Backend {
                 }
                 let run_id = format!("local-{}-{}-{}", request.body.action(), unix_seconds(), std::process::id());
                 let log = local.state_dir.join("runs").join(&run_id).join("task.log");
-                let outcome = Backend::task(local).run(request, &run_id, "", &log)?;
+                let request = with_ledger_facts(local, request)?;
+                let outcome = Backend::task(local).run(&request, &run_id, "", &log)?;
                 errln!("deploy-runner: {run_id} exited {:?} (log: {})", outcome.exit_code, log.display());
                 Ok(if outcome.exit_code == Some(0) && !outcome.interrupted { 0 } else { crate::EXIT_FAILED })
             }
@@ -492,6 +493,18 @@ fn report_answer(answer: &Value) -> anyhow::Result<u8> {
         Some("deny") => crate::EXIT_DENIED,
         _ => crate::EXIT_FAILED,
     })
+}
+
+/// A single-unit `apply` as the local task must see it: with the commit the unit's account has deployed (the local
+/// ledger, as the invoker reads the table), so it can't roll the account back (`stale_commit`).
+fn with_ledger_facts(local: &LocalBackend, request: &Request) -> anyhow::Result<Request> {
+    let ActionRequest::Apply(target) = &request.body else { return Ok(request.clone()) };
+    let mut target = target.clone();
+    let scope = LedgerScope::new(&target.repo, target.ledger_ref(&local.policy));
+    let view = crate::ledger::FileLedger::new(&local.state_dir).read(&scope)?;
+    let account = target.path.split('/').next().unwrap_or_default();
+    target.deployed_commit = view.deployed(account).map(str::to_owned);
+    Ok(Request { body: ActionRequest::Apply(target), ..request.clone() })
 }
 
 /// Seconds since the epoch (local run ids).

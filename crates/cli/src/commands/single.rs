@@ -11,7 +11,13 @@ fn send(backend: &BackendArgs, body: ActionRequest) -> anyhow::Result<ExitCode> 
 }
 
 fn target(args: &UnitArgs) -> UnitTarget {
-    UnitTarget { repo: args.repo_url.clone(), git_ref: args.git_ref.clone(), path: args.path.clone() }
+    UnitTarget {
+        repo: args.repo_url.clone(),
+        git_ref: args.git_ref.clone(),
+        path: args.path.clone(),
+        apply_ref: None,
+        deployed_commit: None,
+    }
 }
 
 /// `deploy-runner plan`.
