@@ -51,6 +51,8 @@ pub enum ToolBinary {
     Terragrunt,
     /// Plain `terraform`, for units with `.tf` files and no terragrunt.
     Terraform,
+    /// OpenTofu's `tofu`, run exactly like `terraform` (units with `.tf` or `.tofu` files).
+    Tofu,
 }
 
 impl ToolBinary {
@@ -59,6 +61,22 @@ impl ToolBinary {
         match self {
             ToolBinary::Terragrunt => "terragrunt",
             ToolBinary::Terraform => "terraform",
+            ToolBinary::Tofu => "tofu",
+        }
+    }
+
+    /// Whether the tool is Terraform itself or a drop-in for it (OpenTofu): it needs an `init`, and a unit is a
+    /// folder of its configuration files, not a `terragrunt.hcl`.
+    pub fn is_terraform_like(self) -> bool {
+        matches!(self, ToolBinary::Terraform | ToolBinary::Tofu)
+    }
+
+    /// Whether a file named `name` makes its folder a unit for this tool.
+    pub fn is_unit_config(self, name: &str) -> bool {
+        if self.is_terraform_like() {
+            [".tf", ".tf.json", ".tofu", ".tofu.json"].iter().any(|ext| name.ends_with(ext))
+        } else {
+            name == "terragrunt.hcl" || name == "terragrunt.hcl.json"
         }
     }
 }
@@ -376,6 +394,8 @@ mod tests {
         }
         base["binary"] = "terraform".into();
         assert_eq!(Policy::from_json(&base.to_string()).expect("valid").binary(), ToolBinary::Terraform);
+        base["binary"] = "tofu".into();
+        assert_eq!(Policy::from_json(&base.to_string()).expect("valid").binary(), ToolBinary::Tofu);
     }
 
     #[test]
@@ -391,5 +411,21 @@ mod tests {
         ] {
             assert!(!policy.app().allows(r), "{r}");
         }
+    }
+
+    #[test]
+    fn a_unit_is_what_its_tool_reads() {
+        for tool in [ToolBinary::Terraform, ToolBinary::Tofu] {
+            for name in ["main.tf", "main.tf.json", "main.tofu", "main.tofu.json"] {
+                assert!(tool.is_unit_config(name), "{tool:?} {name}");
+            }
+            assert!(!tool.is_unit_config("terragrunt.hcl"), "{tool:?}");
+            assert!(tool.is_terraform_like());
+        }
+        assert!(ToolBinary::Terragrunt.is_unit_config("terragrunt.hcl"));
+        assert!(ToolBinary::Terragrunt.is_unit_config("terragrunt.hcl.json"));
+        assert!(!ToolBinary::Terragrunt.is_unit_config("main.tf"));
+        assert!(!ToolBinary::Terragrunt.is_terraform_like());
+        assert_eq!(ToolBinary::Tofu.as_str(), "tofu");
     }
 }

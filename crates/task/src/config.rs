@@ -47,6 +47,9 @@ pub struct TaskConfig {
     pub tool_path: Option<PathBuf>,
     /// Use terragrunt's `terragrunt run -- <command>` form.
     pub terragrunt_run_style: bool,
+    /// For terragrunt: the Terraform or OpenTofu executable it drives (`TG_TF_PATH`; default: terragrunt's own
+    /// choice, which prefers `tofu` on `PATH`).
+    pub tf_path: Option<PathBuf>,
     /// Seconds the tool gets to exit after SIGTERM before it is killed.
     pub grace_period_secs: u64,
     /// Attempts to push an `update-variable` commit when the branch moves meanwhile.
@@ -71,6 +74,7 @@ impl Default for TaskConfig {
             workdir: None,
             tool_path: None,
             terragrunt_run_style: false,
+            tf_path: None,
             grace_period_secs: 30,
             push_attempts: 5,
             git_author_name: "deploy-runner".to_owned(),

@@ -65,10 +65,7 @@ pub fn confine(root: &Path, relative: &str, unit_for: Option<ToolBinary>) -> Res
         return Err(ConfineError::Symlink { path: relative.into(), link: format!("{relative}/{}", link.0) });
     }
     if config_files.is_empty() {
-        let expected = match tool {
-            ToolBinary::Terragrunt => "terragrunt.hcl",
-            ToolBinary::Terraform => "*.tf file",
-        };
+        let expected = if tool.is_terraform_like() { "*.tf file" } else { "terragrunt.hcl" };
         return Err(ConfineError::NotAUnit { path: relative.into(), expected });
     }
     Ok(resolved)
@@ -81,10 +78,7 @@ fn unit_config_files(dir: &Path, tool: ToolBinary) -> Vec<(String, bool)> {
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let is_config = match tool {
-                ToolBinary::Terragrunt => name == "terragrunt.hcl" || name == "terragrunt.hcl.json",
-                ToolBinary::Terraform => [".tf", ".tf.json", ".tofu"].iter().any(|ext| name.ends_with(ext)),
-            };
+            let is_config = tool.is_unit_config(&name);
             let kind = entry.file_type().ok()?;
             (is_config && (kind.is_file() || kind.is_symlink())).then(|| (name, kind.is_symlink()))
         })

@@ -39,11 +39,7 @@ pub fn unit_at(repo: &Repo, commit: &str, path: &str, binary: ToolBinary) -> Res
     let mut present = false;
     for entry in entries.iter().filter(|e| e.path.strip_prefix(&inside).is_some_and(|name| !name.contains('/'))) {
         let name = &entry.path[inside.len()..];
-        let is_config = match binary {
-            ToolBinary::Terragrunt => name == "terragrunt.hcl" || name == "terragrunt.hcl.json",
-            ToolBinary::Terraform => [".tf", ".tf.json", ".tofu"].iter().any(|ext| name.ends_with(ext)),
-        };
-        if !is_config {
+        if !binary.is_unit_config(name) {
             continue;
         }
         if entry.is_symlink() {

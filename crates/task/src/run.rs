@@ -6,7 +6,7 @@ use crate::git::{GitError, PushOutcome, Repo};
 use crate::mask::Masker;
 use crate::plan::PlanCounts;
 use crate::process::{run_streamed, Echo, RunContext, ToolResult, EXIT_TERMINATED};
-use crate::tool::{commands, Operation, ToolStyle, TOOL_ENV};
+use crate::tool::{commands, tf_path_env, Operation, ToolStyle, TOOL_ENV};
 use crate::update::{set_input, Edited};
 use deploy_runner_gate::{
     syntax, ActionRequest, AmiBuild, ChangeKind, Gate, ImageBuild, Request, Rollout, RolloutMode, ToolBinary,
@@ -266,7 +266,7 @@ impl Task {
 
     /// Runs the tool's commands for `operation` in `dir`, stopping at the first that fails.
     fn run_tool(&self, repo: &Repo, dir: &Path, unit: &str, operation: Operation) -> Result<ToolResult, TaskError> {
-        if let (Some(state_dir), ToolBinary::Terraform) = (&self.env.local_state_dir, self.env.policy.binary()) {
+        if let (Some(state_dir), true) = (&self.env.local_state_dir, self.env.policy.binary().is_terraform_like()) {
             let state = crate::local_state::state_path(state_dir, repo.url(), unit);
             if crate::local_state::keep_state(dir, &state).map_err(TaskError::Refused)? {
                 self.say(&format!("{unit}: local state kept at {}", state.display()));
@@ -286,6 +286,7 @@ impl Task {
             self.say(&format!("{unit}: {} {}", self.env.policy.binary().as_str(), args.join(" ")));
             let mut command = Command::new(self.tool_program());
             command.args(&args).current_dir(dir).envs(TOOL_ENV);
+            command.envs(tf_path_env(self.env.policy.binary(), self.env.config.tf_path.as_deref()));
             // The tool runs the repo's code: it gets no credential of ours, unless the deployment hands it the
             // read-only one for private module sources.
             without_secrets(&mut command);

@@ -64,7 +64,7 @@ pub struct ToolStyle {
 pub fn commands(style: ToolStyle, operation: Operation) -> Vec<Vec<String>> {
     let owned = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
     match style.binary {
-        ToolBinary::Terraform => {
+        ToolBinary::Terraform | ToolBinary::Tofu => {
             vec![owned(&["init", "-input=false", "-no-color"]), owned(&operation.terraform_args(false))]
         }
         ToolBinary::Terragrunt => {
@@ -86,6 +86,17 @@ pub fn commands(style: ToolStyle, operation: Operation) -> Vec<Vec<String>> {
 /// before one of its units.
 pub fn stack_generate() -> Vec<String> {
     ["stack", "generate", "--non-interactive"].map(str::to_owned).to_vec()
+}
+
+/// The environment that points terragrunt at the Terraform or OpenTofu executable it drives: `TG_TF_PATH`, and
+/// `TERRAGRUNT_TFPATH` for terragrunt before 0.73. Nothing for the other tools, which are that executable.
+pub fn tf_path_env(binary: ToolBinary, tf_path: Option<&std::path::Path>) -> Vec<(&'static str, std::ffi::OsString)> {
+    match (binary, tf_path) {
+        (ToolBinary::Terragrunt, Some(path)) => {
+            vec![("TG_TF_PATH", path.as_os_str().to_owned()), ("TERRAGRUNT_TFPATH", path.as_os_str().to_owned())]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The environment every tool run gets: automation mode, never prompt.
@@ -128,5 +139,32 @@ mod tests {
             argv(ToolBinary::Terraform, false, Operation::Apply),
             ["init -input=false -no-color", "apply -input=false -auto-approve -no-color"]
         );
+    }
+
+    /// OpenTofu takes Terraform's argv, operation for operation, and initialises first.
+    #[test]
+    fn opentofu_runs_exactly_like_terraform() {
+        use Operation::*;
+        for op in [Plan, Validate, PlanDestroy, Apply, Destroy] {
+            assert_eq!(argv(ToolBinary::Tofu, false, op), argv(ToolBinary::Terraform, false, op), "{op:?}");
+            assert_eq!(argv(ToolBinary::Tofu, true, op), argv(ToolBinary::Terraform, false, op), "{op:?} run style");
+        }
+        assert_eq!(
+            argv(ToolBinary::Tofu, false, PlanDestroy),
+            ["init -input=false -no-color", "plan -destroy -input=false -no-color"]
+        );
+    }
+
+    /// Terragrunt drives OpenTofu when told to; tofu and terraform are the executable themselves.
+    #[test]
+    fn terragrunt_is_pointed_at_its_tf_path() {
+        let tofu = std::path::Path::new("/usr/local/bin/tofu");
+        let env = tf_path_env(ToolBinary::Terragrunt, Some(tofu));
+        assert_eq!(
+            env,
+            [("TG_TF_PATH", tofu.as_os_str().to_owned()), ("TERRAGRUNT_TFPATH", tofu.as_os_str().to_owned())]
+        );
+        assert!(tf_path_env(ToolBinary::Terragrunt, None).is_empty());
+        assert!(tf_path_env(ToolBinary::Tofu, Some(tofu)).is_empty());
     }
 }

@@ -76,9 +76,14 @@ variable "update_variable_names" {
 }
 
 variable "tool_binary" {
-  description = "terragrunt or terraform."
+  description = "terragrunt, terraform or tofu (OpenTofu). The runner image must carry it (docker/runner.Dockerfile)."
   type        = string
   default     = "terragrunt"
+
+  validation {
+    condition     = contains(["terragrunt", "terraform", "tofu"], var.tool_binary)
+    error_message = "tool_binary must be terragrunt, terraform or tofu."
+  }
 }
 
 variable "terragrunt_run_style" {
