@@ -542,29 +542,33 @@ fn select_from_ledger(
     Ok(Selection { report, sources, bases: Some(bases), apply_ref: Some(args.branch.clone()) })
 }
 
-/// The one commit that accounts with `unapplied` changes have deployed (the rollout's new head), if any; an error
-/// when they disagree or the commit is not in the checkout, since no single commit could apply them all then.
+/// The commit to apply an older push's `unapplied` changes at: the newest that those accounts have deployed (each
+/// of them has it or an ancestor of it, so none is rolled back), if any. An error when that commit is not in the
+/// checkout, or when their commits are not on one line of history (rewritten): no single commit fits then.
 fn unapplied_head(repo: &GitRepo, bases: &[AccountBase]) -> anyhow::Result<Option<String>> {
     let mut commits: Vec<&str> =
         bases.iter().filter(|b| b.source == "unapplied").filter_map(|b| b.deployed.as_deref()).collect();
+    commits.sort_unstable();
     commits.dedup();
-    match commits.as_slice() {
-        [] => Ok(None),
-        [commit] => {
-            let resolved = repo.resolve_commit(commit).map_err(|_| {
-                anyhow::anyhow!(
-                    "this push's changes were never applied where {commit} is deployed, and {commit} is not in this \
-                     checkout: fetch the whole history (fetch-depth: 0) and run ci again"
-                )
-            })?;
-            Ok(Some(resolved))
+    let Some(first) = commits.first() else { return Ok(None) };
+    let mut newest = repo.resolve_commit(first).map_err(|_| {
+        anyhow::anyhow!(
+            "this push's changes were never applied where {first} is deployed, and {first} is not in this checkout: \
+             fetch the whole history (fetch-depth: 0) and run ci again"
+        )
+    })?;
+    for commit in &commits[1..] {
+        let commit = repo.resolve_commit(commit)?;
+        if repo.is_ancestor(&newest, &commit)? {
+            newest = commit;
+        } else if !repo.is_ancestor(&commit, &newest)? {
+            anyhow::bail!(
+                "this push's changes were never applied in accounts that deployed {newest} and {commit}, which are \
+                 not on one line of history: deploy them with a new push"
+            );
         }
-        several => anyhow::bail!(
-            "this push's changes were never applied in accounts that have deployed different newer commits ({}): \
-             run ci for the newest push again",
-            several.join(", ")
-        ),
     }
+    Ok(Some(newest))
 }
 
 /// After a failed apply: when every account that did not succeed now has this push's commit or a newer one (a
