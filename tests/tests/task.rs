@@ -193,6 +193,10 @@ fn wave_apply_stops_at_the_first_failing_unit_and_plan_runs_them_all() {
         summary["units"].as_array().expect("units").iter().map(|u| u["status"].as_str().expect("s")).collect();
     assert_eq!(statuses, ["succeeded", "failed", "skipped"]);
     assert_eq!(summary["units"][0]["add"], 1);
+    // Each unit that ran says how long it took; a skipped one has no duration.
+    assert!(summary["units"][0]["duration_ms"].as_u64().is_some_and(|ms| ms > 0), "{summary}");
+    assert!(summary["units"][1]["duration_ms"].is_u64(), "{summary}");
+    assert_eq!(summary["units"][2].get("duration_ms"), None, "{summary}");
     assert!(!text(&output).contains("[prod/us-east-1/prod/app]"), "prod never ran");
 
     let output = run_task(&remote, wave("plan"), json!({}));

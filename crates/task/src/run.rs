@@ -78,6 +78,9 @@ pub struct UnitOutcome {
     /// Why it failed before the tool ran, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Wall time from preparing the unit to the tool's end, in milliseconds (absent when skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 /// The deploy task.
@@ -470,6 +473,7 @@ impl Task {
                 outcomes.push(skipped(&unit.path, operation));
                 continue;
             }
+            let started = std::time::Instant::now();
             let tree = match deleted_sources.get(unit.path.as_str()) {
                 None => Ok((repo.dir().to_path_buf(), commit.clone())),
                 Some(Err(why)) => Err(TaskError::Refused(why.clone())),
@@ -481,6 +485,7 @@ impl Task {
                     Prepared::Failed(result) => Ok(result),
                 }
             });
+            let duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
             let outcome = match result {
                 Ok(r) => UnitOutcome {
                     path: unit.path.clone(),
@@ -489,6 +494,7 @@ impl Task {
                     exit_code: Some(r.exit_code),
                     counts: r.counts,
                     error: None,
+                    duration_ms,
                 },
                 Err(e) => {
                     self.say(&format!("{}: {e}", unit.path));
@@ -499,6 +505,7 @@ impl Task {
                         exit_code: None,
                         counts: None,
                         error: Some(self.masker.mask(&e.to_string()).into_owned()),
+                        duration_ms,
                     }
                 }
             };
@@ -712,6 +719,7 @@ fn skipped(path: &str, operation: Operation) -> UnitOutcome {
         exit_code: None,
         counts: None,
         error: None,
+        duration_ms: None,
     }
 }
 

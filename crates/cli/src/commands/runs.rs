@@ -16,6 +16,15 @@ pub fn unit_counts(unit: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// A unit's duration as people read it: `0.4s`, `12.0s`, `3m07s`.
+fn seconds(ms: u64) -> String {
+    if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
 /// Prints a rollout's summary table on stderr: one line per unit (or per wave without units).
 pub fn print_summary(title: &str, report: &RolloutReport) {
     errln!("\n{title}: {} {}", report.outcome, report.run_id);
@@ -28,8 +37,9 @@ pub fn print_summary(title: &str, report: &RolloutReport) {
         }
         for unit in &wave.units {
             let counts = unit_counts(unit).unwrap_or_default();
+            let took = unit["duration_ms"].as_u64().map(|ms| format!(" {:>6}", seconds(ms))).unwrap_or_default();
             errln!(
-                "  {:<8} {:<12} {:<13} {:<10} {:<50} {counts}",
+                "  {:<8} {:<12} {:<13} {:<10} {:<50} {counts:<11}{took}",
                 wave.account,
                 wave.status,
                 unit["operation"].as_str().unwrap_or("?"),
@@ -193,4 +203,18 @@ pub fn ledger(args: LedgerArgs) -> anyhow::Result<ExitCode> {
         None => outln!("apply lock: free"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds;
+
+    #[test]
+    fn durations_read_as_seconds_then_minutes() {
+        assert_eq!(seconds(0), "0.0s");
+        assert_eq!(seconds(420), "0.4s");
+        assert_eq!(seconds(12_049), "12.0s");
+        assert_eq!(seconds(59_999), "60.0s");
+        assert_eq!(seconds(187_000), "3m07s");
+    }
 }
