@@ -239,6 +239,11 @@ impl<T: Tasks + Sync, L: Logs + Sync, E: Executions + Sync, D: LedgerStore + Syn
                     return aws_error(Some(run_id.to_owned()), &e);
                 }
             }
+        } else {
+            // Only the ledger says what an account has; a caller's word for it never reaches a task.
+            for wave in &mut waves {
+                wave.request.deployed_commit = None;
+            }
         }
         let header = RolloutHeader {
             actor: actor.to_owned(),

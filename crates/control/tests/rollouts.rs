@@ -330,3 +330,20 @@ impl ExecutionsAccess for RolloutInvoker {
             .collect()
     }
 }
+
+/// Without a ledger, nothing says what an account has: a caller's `deployed_commit` never reaches a wave's task.
+#[tokio::test]
+async fn a_callers_deployed_commit_never_reaches_a_wave() {
+    let invoker = invoker(policy(&[]));
+    let mut forged = rollout();
+    forged["deployed_commit"] = json!("ffffffffffffffffffffffffffffffffffffffff");
+    let response = call(&invoker, forged).await;
+    assert_eq!((response.decision.as_str(), response.reason.as_str()), ("allow", "ok"), "{response:?}");
+    let executions = invoker.executions_for_test();
+    let input = ExecutionInput::from_json(&executions[0].1).expect("input");
+    for wave in &input.waves {
+        let request: Value = serde_json::from_str(&wave.command[3]).expect("the wave's request");
+        assert_eq!(request.get("deployed_commit"), None, "{}: {request}", wave.account);
+        assert_eq!(request["ref"], HEAD);
+    }
+}
