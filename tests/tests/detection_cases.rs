@@ -236,6 +236,29 @@ fn dependencies_declared_in_included_files_count() {
     assert_eq!(selected(&report), [("dev/vpc".into(), "modified".into()), ("dev/app".into(), "dependent".into())]);
     let report = changes(&history(&files, |r| r.append("dev/other/terragrunt.hcl", "# x\n")), &["--with-dependents"]);
     assert_eq!(paths(&report), ["dev/other"], "the negative twin");
+    // What each unit waits for in its wave: app for vpc (declared in the included file); vpc and other for nothing.
+    let report = changes(
+        &history(&files, |r| {
+            r.append("dev/vpc/terragrunt.hcl", "# x\n");
+            r.append("dev/other/terragrunt.hcl", "# x\n");
+        }),
+        &["--with-dependents"],
+    );
+    let waits: Vec<(String, Value)> = report["units"]
+        .as_array()
+        .expect("units")
+        .iter()
+        .map(|u| (u["path"].as_str().expect("path").to_owned(), u.get("depends_on").cloned().unwrap_or(Value::Null)))
+        .collect();
+    assert_eq!(
+        waits,
+        [
+            ("dev/other".to_owned(), Value::Null),
+            ("dev/vpc".to_owned(), Value::Null),
+            ("dev/app".to_owned(), serde_json::json!(["dev/vpc"])),
+        ],
+        "{report}"
+    );
 }
 
 const STACK: &str = "unit \"db\" {\n  source = \"../../units/db\"\n  path   = \"db\"\n}\n\nunit \"svc\" {\n  source = \"../../units/svc\"\n  path   = \"svc\"\n  values = {\n    db_path = \"../db\"\n  }\n}\n";

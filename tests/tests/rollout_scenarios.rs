@@ -105,7 +105,8 @@ fn policy() -> Policy {
 }
 
 fn rollout() -> Rollout {
-    let unit = |p: &str| RolloutUnit { path: p.into(), change: ChangeKind::Affected, source_ref: None };
+    let unit =
+        |p: &str| RolloutUnit { path: p.into(), change: ChangeKind::Affected, source_ref: None, depends_on: None };
     Rollout {
         repo: "https://github.com/acme/infrastructure-live.git".into(),
         git_ref: "0123456789abcdef0123456789abcdef01234567".into(),
@@ -115,6 +116,7 @@ fn rollout() -> Rollout {
         deployed_commit: None,
         ledger_bases: None,
         detected_from: None,
+        parallelism: None,
     }
 }
 

@@ -59,6 +59,11 @@ pub struct SelectedUnit {
     /// For a unit a stack generates: the stack file (`terragrunt stack generate` there creates it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stack: Option<String>,
+    /// For a unit applied (not deleted): the selected units of its account it must wait for, directly or through
+    /// units that are not selected. When some unit of the account has dependencies that can't be worked out, its
+    /// units form a chain in order instead. Deleted units run after the others, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
 }
 
 /// A unit that would have been selected but is guarded.
@@ -339,6 +344,7 @@ pub fn detect(
             deploy_order,
             reasons: candidate.reasons.into_iter().collect(),
             stack,
+            depends_on: Vec::new(),
         });
     }
     if !unknown_accounts.is_empty() {
@@ -372,6 +378,7 @@ pub fn detect(
         };
         key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path))
     });
+    wait_lists(&mut units, &graph, &unknown);
     drop_in_background((head_reads, deleted_reads, graph));
     Ok(ChangeReport {
         base: String::new(),
@@ -380,6 +387,27 @@ pub fn detect(
         skipped,
         warnings: warnings.into_iter().collect(),
     })
+}
+
+/// Fills each applied unit's `depends_on` (see [`SelectedUnit::depends_on`]); `units` are in their final order.
+fn wait_lists(units: &mut [SelectedUnit], graph: &DependencyGraph, unknown: &BTreeSet<&str>) {
+    let selected: HashMap<String, String> =
+        units.iter().filter(|u| !u_deleted(u)).map(|u| (u.path.clone(), u.account.clone())).collect();
+    let chained: BTreeSet<String> =
+        units.iter().filter(|u| unknown.contains(u.path.as_str())).map(|u| u.account.clone()).collect();
+    let mut previous: HashMap<String, String> = HashMap::new();
+    for unit in units.iter_mut().filter(|u| !u_deleted(u)) {
+        unit.depends_on = if chained.contains(&unit.account) {
+            previous.get(&unit.account).cloned().into_iter().collect()
+        } else {
+            graph
+                .nearest(&unit.path, |dir| selected.contains_key(dir))
+                .into_iter()
+                .filter(|dep| selected.get(dep) == Some(&unit.account))
+                .collect()
+        };
+        previous.insert(unit.account.clone(), unit.path.clone());
+    }
 }
 
 fn u_deleted(unit: &SelectedUnit) -> bool {
@@ -470,6 +498,24 @@ impl DependencyGraph {
         children
     }
 
+    /// The units `unit` depends on for which `stop` holds, found through any others: the nearest on each path.
+    pub fn nearest(&self, unit: &str, stop: impl Fn(&str) -> bool) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut queue: Vec<&str> = self.children(unit);
+        while let Some(next) = queue.pop() {
+            if next == unit || !seen.insert(next) {
+                continue;
+            }
+            if stop(next) {
+                found.insert(next.to_owned());
+            } else {
+                queue.extend(self.children(next));
+            }
+        }
+        found
+    }
+
     /// Each unit's depth: 0 with no dependencies, else one more than its deepest dependency. Requires no cycle.
     pub fn levels(&self) -> HashMap<String, usize> {
         let mut levels: HashMap<String, usize> = HashMap::new();
@@ -523,6 +569,17 @@ mod tests {
         DependencyGraph {
             edges: edges.iter().map(|(u, d)| ((*u).to_owned(), d.iter().map(|s| (*s).to_owned()).collect())).collect(),
         }
+    }
+
+    #[test]
+    fn nearest_finds_the_first_wanted_unit_on_each_path() {
+        // app -> db -> vpc, app -> cache (not wanted) -> vpc; lone has none.
+        let g = graph(&[("vpc", &[]), ("db", &["vpc"]), ("cache", &["vpc"]), ("app", &["db", "cache"]), ("lone", &[])]);
+        let wanted = |d: &str| ["vpc", "db", "app", "lone"].contains(&d);
+        let names = |s: BTreeSet<String>| s.into_iter().collect::<Vec<_>>();
+        assert_eq!(names(g.nearest("app", wanted)), ["db", "vpc"], "vpc through the unwanted cache, not past db");
+        assert_eq!(names(g.nearest("db", wanted)), ["vpc"]);
+        assert!(g.nearest("lone", wanted).is_empty());
     }
 
     #[test]

@@ -34,12 +34,14 @@ fn rollout(accounts: usize) -> Rollout {
                 path: format!("acct{i}/us-east-1/app"),
                 change: ChangeKind::Modified,
                 source_ref: None,
+                depends_on: None,
             })
             .collect(),
         apply_ref: None,
         deployed_commit: None,
         ledger_bases: None,
         detected_from: None,
+        parallelism: None,
     }
 }
 

@@ -326,6 +326,16 @@ impl Gate {
         }
         let paths: Vec<&str> = rollout.units.iter().map(|u| u.path.as_str()).collect();
         self.check_unit_paths(&paths)?;
+        if let Some(parallelism) = rollout.parallelism {
+            let most = self.policy.document().max_parallel_units;
+            if parallelism == 0 || parallelism > most {
+                deny(
+                    Reason::FieldInvalid,
+                    format!("parallelism {parallelism}: must be 1 to the policy's max_parallel_units ({most})"),
+                )?;
+            }
+        }
+        check_wait_lists(&rollout.units)?;
         let mut seen = std::collections::HashSet::with_capacity(count);
         for unit in &rollout.units {
             if !seen.insert(unit.path.as_str()) {
@@ -350,6 +360,65 @@ impl Gate {
         }
         Ok(())
     }
+}
+
+/// Each applied unit waits only for other applied units of its own account in the rollout, each named once, and
+/// the waits have no cycle (which would leave a wave waiting forever). Deleted units wait for none: they run
+/// after the others, in order.
+fn check_wait_lists(units: &[crate::request::RolloutUnit]) -> Check {
+    let account = |path: &str| path.split('/').next().unwrap_or_default().to_owned();
+    let applied: std::collections::HashMap<&str, usize> = units
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| u.change != ChangeKind::Deleted)
+        .map(|(i, u)| (u.path.as_str(), i))
+        .collect();
+    for unit in units {
+        let Some(waits) = &unit.depends_on else { continue };
+        if unit.change == ChangeKind::Deleted {
+            deny(Reason::FieldInvalid, format!("units: deleted unit {} waits for nothing", quote(&unit.path)))?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for dependency in waits {
+            let known = applied.contains_key(dependency.as_str()) && account(dependency) == account(&unit.path);
+            if !known || dependency == &unit.path || !seen.insert(dependency.as_str()) {
+                deny(
+                    Reason::FieldInvalid,
+                    format!(
+                        "units: {} depends_on {}: must name another applied unit of its account in this rollout, once",
+                        quote(&unit.path),
+                        quote(dependency)
+                    ),
+                )?;
+            }
+        }
+    }
+    // Kahn's algorithm over the explicit waits (an absent list waits for the unit before: always acyclic).
+    let mut waiting: Vec<usize> = vec![0; units.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
+    for (i, unit) in units.iter().enumerate() {
+        for dependency in unit.depends_on.iter().flatten() {
+            let d = applied[dependency.as_str()];
+            waiting[i] += 1;
+            dependents[d].push(i);
+        }
+    }
+    let mut ready: Vec<usize> = (0..units.len()).filter(|i| waiting[*i] == 0).collect();
+    let mut done = 0;
+    while let Some(i) = ready.pop() {
+        done += 1;
+        for &j in &dependents[i] {
+            waiting[j] -= 1;
+            if waiting[j] == 0 {
+                ready.push(j);
+            }
+        }
+    }
+    if done < units.len() {
+        let stuck: Vec<&str> = (0..units.len()).filter(|i| waiting[*i] > 0).map(|i| units[i].path.as_str()).collect();
+        deny(Reason::FieldInvalid, format!("units: depends_on has a cycle among {}", quote(&stuck.join(", "))))?;
+    }
+    Ok(())
 }
 
 impl Gate {

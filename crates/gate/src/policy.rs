@@ -119,6 +119,20 @@ pub struct PolicyDocument {
     /// wave's approval. Empty (the default): in those accounts every change goes through an approved wave.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approval_exempt_actions: Vec<crate::request::Action>,
+    /// How many units of a wave the deploy task runs at once, at most (as their dependencies allow); a rollout may
+    /// ask for fewer. Not tied to the machine's cores: the tools mostly wait on the network.
+    #[serde(default = "default_parallel_units")]
+    pub max_parallel_units: u32,
+}
+
+/// [`PolicyDocument::max_parallel_units`] when the policy doesn't say.
+pub const DEFAULT_PARALLEL_UNITS: u32 = 8;
+
+/// The most units a wave may run at once, whatever the policy says (each is a terraform process and its providers).
+pub const MAX_PARALLEL_UNITS: u32 = 64;
+
+fn default_parallel_units() -> u32 {
+    DEFAULT_PARALLEL_UNITS
 }
 
 /// The two kinds of repo the gate knows.
@@ -207,6 +221,12 @@ impl Policy {
                     "must be apply, destroy or update-variable (rollouts always wait for their approvals)",
                 ));
             }
+        }
+        if !(1..=MAX_PARALLEL_UNITS).contains(&document.max_parallel_units) {
+            return Err(invalid(
+                "max_parallel_units".to_owned(),
+                &format!("must be 1 to {MAX_PARALLEL_UNITS} (default {DEFAULT_PARALLEL_UNITS})"),
+            ));
         }
         let path_guards = compile_regexes(&document.path_guards, "path_guards")?;
         let release_tags = compile_regexes(&document.release_tag_patterns, "release_tag_patterns")?;
@@ -374,6 +394,8 @@ mod tests {
             ),
             ("bad variable", Box::new(|v| v["update_variable_names"][0] = "a b".into()), "HCL identifier"),
             ("bad binary", Box::new(|v| v["binary"] = "bash".into()), "unknown variant"),
+            ("no parallelism", Box::new(|v| v["max_parallel_units"] = 0.into()), "max_parallel_units: must be 1 to 64"),
+            ("too much parallelism", Box::new(|v| v["max_parallel_units"] = 65.into()), "max_parallel_units"),
             ("empty regex", Box::new(|v| v["path_guards"][0] = "".into()), "empty regex"),
             (
                 "a rollout exempt from approvals",

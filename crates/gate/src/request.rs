@@ -133,7 +133,7 @@ impl Action {
             Action::UpdateVariable => &["repo", "ref", "path", "variable", "value"],
             Action::BuildImage => &["repo", "ref", "context_path", "tag"],
             Action::BuildAmi => &["repo", "ref", "template_path", "var_file (optional)"],
-            Action::Rollout => &["repo", "ref", "mode", "units", "apply_ref (optional)"],
+            Action::Rollout => &["repo", "ref", "mode", "units", "apply_ref (optional)", "parallelism (optional)"],
             Action::Status => &["run_id"],
             Action::Logs => &["run_id", "next_token (optional)", "account (optional)"],
             Action::Approve | Action::Reject => &["run_id", "account", "comment (optional)"],
@@ -332,6 +332,10 @@ pub struct RolloutUnit {
     /// Where a deleted unit still exists; required for `deleted`, refused otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ref: Option<String>,
+    /// Applied units only: the units of the same account in this rollout that must end first (an empty list: none,
+    /// so it may run beside the others). Absent: the unit before it in the list, as if the wave were one chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<Vec<String>>,
 }
 
 /// A set of units to plan or apply in account waves.
@@ -364,6 +368,9 @@ pub struct Rollout {
     /// recorded as the account's baseline, so a failed first deployment is detected from it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detected_from: Option<std::collections::BTreeMap<String, String>>,
+    /// How many units of a wave may run at once (default and most: the policy's `max_parallel_units`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
 }
 
 /// A `ledger_bases` value for an account with no ledger entry.
@@ -648,13 +655,24 @@ mod tests {
                 git_ref: "main".into(),
                 mode: RolloutMode::Apply,
                 units: vec![
-                    RolloutUnit { path: "dev/vpc".into(), change: ChangeKind::Modified, source_ref: None },
-                    RolloutUnit { path: "dev/old".into(), change: ChangeKind::Deleted, source_ref: Some("abc".into()) },
+                    RolloutUnit {
+                        path: "dev/vpc".into(),
+                        change: ChangeKind::Modified,
+                        source_ref: None,
+                        depends_on: None,
+                    },
+                    RolloutUnit {
+                        path: "dev/old".into(),
+                        change: ChangeKind::Deleted,
+                        source_ref: Some("abc".into()),
+                        depends_on: None,
+                    },
                 ],
                 apply_ref: Some("main".into()),
                 deployed_commit: None,
                 ledger_bases: None,
                 detected_from: None,
+                parallelism: None,
             }),
         };
         let bytes = serde_json::to_vec(&request.to_json()).expect("serialise");

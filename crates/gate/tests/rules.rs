@@ -331,6 +331,33 @@ fn the_rule_table() {
         ("apply apply_ref elsewhere", with("apply", "apply_ref", json!("feature/x")), Reason::RefNotAllowedForApply),
         ("plan deployed_commit", with("plan", "deployed_commit", json!(SHA1)), Reason::FieldInvalid),
         ("validate apply_ref", with("validate", "apply_ref", json!("main")), Reason::FieldInvalid),
+        // Waits inside a wave: other applied units of the same account, once, without a cycle; a bounded width.
+        ("rollout waits", with("rollout", "units", json!([
+            {"path": "dev/vpc", "change": "affected", "depends_on": []},
+            {"path": "dev/app", "change": "affected", "depends_on": ["dev/vpc"]}])), Reason::Ok),
+        ("rollout waits for itself", with("rollout", "units", json!([
+            {"path": "dev/vpc", "change": "affected", "depends_on": ["dev/vpc"]}])), Reason::FieldInvalid),
+        ("rollout waits for a unit not in it", with("rollout", "units", json!([
+            {"path": "dev/app", "change": "affected", "depends_on": ["dev/vpc"]}])), Reason::FieldInvalid),
+        ("rollout waits across accounts", with("rollout", "units", json!([
+            {"path": "dev/vpc", "change": "affected"},
+            {"path": "prod/app", "change": "affected", "depends_on": ["dev/vpc"]}])), Reason::FieldInvalid),
+        ("rollout waits twice", with("rollout", "units", json!([
+            {"path": "dev/vpc", "change": "affected"},
+            {"path": "dev/app", "change": "affected", "depends_on": ["dev/vpc", "dev/vpc"]}])), Reason::FieldInvalid),
+        ("rollout waits in a cycle", with("rollout", "units", json!([
+            {"path": "dev/vpc", "change": "affected", "depends_on": ["dev/app"]},
+            {"path": "dev/app", "change": "affected", "depends_on": ["dev/vpc"]}])), Reason::FieldInvalid),
+        ("rollout waits for a deleted unit", with("rollout", "units", json!([
+            {"path": "dev/old", "change": "deleted", "source_ref": SHA1},
+            {"path": "dev/app", "change": "affected", "depends_on": ["dev/old"]}])), Reason::FieldInvalid),
+        ("rollout deleted unit waits", with("rollout", "units", json!([
+            {"path": "dev/vpc", "change": "affected"},
+            {"path": "dev/old", "change": "deleted", "source_ref": SHA1, "depends_on": ["dev/vpc"]}])), Reason::FieldInvalid),
+        ("rollout parallelism 1", with("rollout", "parallelism", json!(1)), Reason::Ok),
+        ("rollout parallelism at the policy's most", with("rollout", "parallelism", json!(8)), Reason::Ok),
+        ("rollout parallelism 0", with("rollout", "parallelism", json!(0)), Reason::FieldInvalid),
+        ("rollout parallelism past the policy", with("rollout", "parallelism", json!(9)), Reason::FieldInvalid),
         ("rollout 2000 units", with("rollout", "units", json!(max_units)), Reason::Ok),
         ("rollout 2001 units", with("rollout", "units", json!(too_many_units)), Reason::TooManyUnits),
         ("rollout one guarded unit", with("rollout", "units", json!([{"path": "dev/vpc", "change": "modified"},

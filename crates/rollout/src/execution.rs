@@ -213,12 +213,16 @@ impl ExecutionInput {
     /// The rollout request the remaining waves amount to, as the gate must see it again before a resume.
     pub fn remaining_request(&self) -> Result<Request, ExecutionError> {
         let mut units = Vec::new();
+        let mut parallelism = None;
         for wave in &self.waves {
             let Some(json) = wave.command.get(TASK_COMMAND.len()) else {
                 return Err(ExecutionError::Unreadable(format!("wave {} has no request", wave.account)));
             };
             match Request::decode(json.as_bytes()) {
-                Ok(Request { body: ActionRequest::Rollout(r), .. }) => units.extend(r.units),
+                Ok(Request { body: ActionRequest::Rollout(r), .. }) => {
+                    parallelism = parallelism.or(r.parallelism);
+                    units.extend(r.units);
+                }
                 Ok(_) => return Err(ExecutionError::Unreadable(format!("wave {} is not a rollout", wave.account))),
                 Err(e) => return Err(ExecutionError::Unreadable(e.message)),
             }
@@ -236,6 +240,7 @@ impl ExecutionInput {
                 deployed_commit: None,
                 ledger_bases: None,
                 detected_from: None,
+                parallelism,
             }),
         })
     }
@@ -353,7 +358,8 @@ mod tests {
     use crate::test_policy as policy;
 
     fn rollout() -> Rollout {
-        let unit = |p: &str| RolloutUnit { path: p.into(), change: ChangeKind::Affected, source_ref: None };
+        let unit =
+            |p: &str| RolloutUnit { path: p.into(), change: ChangeKind::Affected, source_ref: None, depends_on: None };
         Rollout {
             repo: "https://github.com/acme/infrastructure-live.git".into(),
             git_ref: "main".into(),
@@ -363,6 +369,7 @@ mod tests {
             deployed_commit: None,
             ledger_bases: None,
             detected_from: None,
+            parallelism: None,
         }
     }
 
@@ -411,6 +418,7 @@ mod tests {
                 path: format!("dev/us-east-1/dev/services/{}-{i}/component", "a-rather-long-service-name".repeat(4)),
                 change: ChangeKind::Affected,
                 source_ref: None,
+                depends_on: None,
             })
             .collect();
         let waves = plan_waves(&policy(), &big).expect("waves");

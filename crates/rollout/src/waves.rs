@@ -63,7 +63,7 @@ mod tests {
     use crate::test_policy as policy;
 
     fn unit(path: &str, change: ChangeKind) -> RolloutUnit {
-        RolloutUnit { path: path.into(), change, source_ref: None }
+        RolloutUnit { path: path.into(), change, source_ref: None, depends_on: None }
     }
 
     #[test]
@@ -83,6 +83,7 @@ mod tests {
             deployed_commit: None,
             ledger_bases: None,
             detected_from: None,
+            parallelism: None,
         };
         let waves = plan_waves(&policy(), &rollout).expect("waves");
         let order: Vec<(&str, u64)> = waves.iter().map(|w| (w.account.as_str(), w.deploy_order)).collect();

@@ -16,7 +16,8 @@ fn plan() -> Vec<Wave> {
         serde_json::from_str(include_str!("../../../examples/policy.json")).expect("policy");
     doc["accounts"]["stage"] = serde_json::json!({"id": "222222222222", "deploy_order": 2});
     let policy = Policy::from_json(&doc.to_string()).expect("policy");
-    let unit = |p: &str| RolloutUnit { path: p.into(), change: ChangeKind::Affected, source_ref: None };
+    let unit =
+        |p: &str| RolloutUnit { path: p.into(), change: ChangeKind::Affected, source_ref: None, depends_on: None };
     let rollout = Rollout {
         repo: "https://github.com/acme/infrastructure-live.git".into(),
         git_ref: "0123456789abcdef0123456789abcdef01234567".into(),
@@ -26,6 +27,7 @@ fn plan() -> Vec<Wave> {
         deployed_commit: None,
         ledger_bases: None,
         detected_from: None,
+        parallelism: None,
     };
     plan_waves(&policy, &rollout).expect("waves")
 }

@@ -66,6 +66,10 @@ pub struct TaskConfig {
     /// private module sources. The tool runs the repo's code, so that token is readable by whoever can push a
     /// branch: only ever a read-only one, and only when set.
     pub tool_git_credential: bool,
+    /// One provider cache for every unit of the task (under the work dir), so each provider version is downloaded
+    /// once: `TF_PLUGIN_CACHE_DIR` for terraform and tofu (inits take turns), terragrunt's provider cache server
+    /// for terragrunt. On by default.
+    pub provider_cache: bool,
 }
 
 impl Default for TaskConfig {
@@ -82,6 +86,7 @@ impl Default for TaskConfig {
             image: ImageConfig::default(),
             packer_path: PathBuf::from("packer"),
             tool_git_credential: false,
+            provider_cache: true,
         }
     }
 }

@@ -6,11 +6,11 @@ use crate::git::{GitError, PushOutcome, Repo};
 use crate::mask::Masker;
 use crate::plan::PlanCounts;
 use crate::process::{run_streamed, Echo, RunContext, ToolResult, EXIT_TERMINATED};
-use crate::tool::{commands, tf_path_env, Operation, ToolStyle, TOOL_ENV};
+use crate::tool::{commands, provider_cache_env, tf_path_env, Operation, ToolStyle, TOOL_ENV};
 use crate::update::{set_input, Edited};
 use deploy_runner_gate::{
-    syntax, ActionRequest, AmiBuild, ChangeKind, Gate, ImageBuild, Request, Rollout, RolloutMode, ToolBinary,
-    VariableUpdate,
+    syntax, ActionRequest, AmiBuild, ChangeKind, Gate, ImageBuild, Request, Rollout, RolloutMode, RolloutUnit,
+    ToolBinary, VariableUpdate,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -91,6 +91,9 @@ pub struct Task {
     stop: Arc<AtomicBool>,
     workdir: PathBuf,
     _scratch: Option<tempfile::TempDir>,
+    /// Held while a terraform or tofu `init` fills the task's one provider cache: inits writing one cache at once
+    /// race, and the units' plans and applies then only read it.
+    init_lock: std::sync::Mutex<()>,
 }
 
 impl Task {
@@ -108,7 +111,7 @@ impl Task {
             }
         };
         let gate = Gate::new(env.policy.clone());
-        Ok(Task { env, gate, masker, stop, workdir, _scratch: scratch })
+        Ok(Task { env, gate, masker, stop, workdir, _scratch: scratch, init_lock: std::sync::Mutex::new(()) })
     }
 
     /// The secret masker (for the caller's own messages).
@@ -290,12 +293,18 @@ impl Task {
             let mut command = Command::new(self.tool_program());
             command.args(&args).current_dir(dir).envs(TOOL_ENV);
             command.envs(tf_path_env(self.env.policy.binary(), self.env.config.tf_path.as_deref()));
+            if self.env.config.provider_cache {
+                command.envs(provider_cache_env(self.env.policy.binary(), &self.workdir.join("provider-cache")));
+            }
             // The tool runs the repo's code: it gets no credential of ours, unless the deployment hands it the
             // read-only one for private module sources.
             without_secrets(&mut command);
             if let (true, Some(token)) = (self.env.config.tool_git_credential, &self.env.git.read_token) {
                 command.envs(crate::git::tool_credential_env(token));
             }
+            // Every unit shares the cache: one init at a time fills it (terragrunt's cache server needs no turn).
+            let _turn = (self.env.policy.binary().is_terraform_like() && args.first().is_some_and(|a| a == "init"))
+                .then(|| self.init_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
             last = run_streamed(command, &ctx)?;
             if last.exit_code != 0 {
                 return Ok(last);
@@ -458,19 +467,23 @@ impl Task {
         }
         repo.seal();
         repo.checkout_detached(&commit)?;
+        let operation_of = |unit: &RolloutUnit| match (apply, unit.change == ChangeKind::Deleted) {
+            (true, true) => Operation::Destroy,
+            (true, false) => Operation::Apply,
+            (false, true) => Operation::PlanDestroy,
+            (false, false) => Operation::Plan,
+        };
+        let limit = self.parallelism(rollout);
+        // Applied units first, each once what it waits for has ended, up to `limit` at a time.
+        let mut outcomes = self.run_as_dependencies_allow(&repo, &commit, rollout, limit, &operation_of);
+        let mut first_failure = outcomes.iter().flatten().find(|o| o.status == "failed").map(failure_code);
+        // Then deleted units, one at a time in the order given (detection lists them in reverse dependency order),
+        // each from a work tree at the commit where it still exists.
         let mut worktrees: HashMap<String, PathBuf> = HashMap::new();
-        let mut outcomes: Vec<UnitOutcome> = Vec::new();
-        let mut first_failure: Option<i32> = None;
-        for unit in &rollout.units {
-            let deleted = unit.change == ChangeKind::Deleted;
-            let operation = match (apply, deleted) {
-                (true, true) => Operation::Destroy,
-                (true, false) => Operation::Apply,
-                (false, true) => Operation::PlanDestroy,
-                (false, false) => Operation::Plan,
-            };
+        for (index, unit) in rollout.units.iter().enumerate().filter(|(_, u)| u.change == ChangeKind::Deleted) {
+            let operation = operation_of(unit);
             if (apply && first_failure.is_some()) || self.stop.load(Ordering::SeqCst) {
-                outcomes.push(skipped(&unit.path, operation));
+                outcomes[index] = Some(skipped(&unit.path, operation));
                 continue;
             }
             let started = std::time::Instant::now();
@@ -479,41 +492,20 @@ impl Task {
                 Some(Err(why)) => Err(TaskError::Refused(why.clone())),
                 Some(Ok(source_commit)) => self.worktree(&repo, &mut worktrees, source_commit),
             };
-            let result = tree.and_then(|(tree, tree_commit)| {
-                match self.prepare_unit(&repo, &tree, &tree_commit, &unit.path)? {
-                    Prepared::Unit(dir) => self.run_tool(&repo, &dir, &unit.path, operation),
-                    Prepared::Failed(result) => Ok(result),
-                }
-            });
-            let duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-            let outcome = match result {
-                Ok(r) => UnitOutcome {
-                    path: unit.path.clone(),
-                    operation: operation.as_str(),
-                    status: if r.exit_code == 0 { "succeeded" } else { "failed" },
-                    exit_code: Some(r.exit_code),
-                    counts: r.counts,
-                    error: None,
-                    duration_ms,
-                },
-                Err(e) => {
-                    self.say(&format!("{}: {e}", unit.path));
-                    UnitOutcome {
-                        path: unit.path.clone(),
-                        operation: operation.as_str(),
-                        status: "failed",
-                        exit_code: None,
-                        counts: None,
-                        error: Some(self.masker.mask(&e.to_string()).into_owned()),
-                        duration_ms,
-                    }
-                }
+            let outcome = match tree {
+                Ok((tree, tree_commit)) => self.run_unit(&repo, &tree, &tree_commit, &unit.path, operation, started),
+                Err(e) => self.unit_error(&unit.path, operation, &e, started),
             };
             if outcome.status == "failed" && first_failure.is_none() {
-                first_failure = Some(outcome.exit_code.filter(|c| *c != 0).unwrap_or(1));
+                first_failure = Some(failure_code(&outcome));
             }
-            outcomes.push(outcome);
+            outcomes[index] = Some(outcome);
         }
+        let outcomes: Vec<UnitOutcome> = outcomes
+            .into_iter()
+            .zip(&rollout.units)
+            .map(|(outcome, unit)| outcome.unwrap_or_else(|| skipped(&unit.path, operation_of(unit))))
+            .collect();
         let stopped = self.stop.load(Ordering::SeqCst);
         let summary = serde_json::json!({
             "event": "wave_summary",
@@ -528,6 +520,136 @@ impl Task {
     }
 
     /// A work tree at `commit` (one per commit, shared by the deleted units that live there).
+    /// How many units of `rollout`'s wave run at once: what it asks for, within the policy's most.
+    fn parallelism(&self, rollout: &Rollout) -> usize {
+        let most = self.env.policy.document().max_parallel_units.max(1);
+        rollout.parallelism.unwrap_or(most).clamp(1, most) as usize
+    }
+
+    /// Runs the wave's applied units, each once the units it waits for have ended (`depends_on`; without one, the
+    /// unit before it in the list), at most `limit` at a time. In an apply, the first failure starts nothing new
+    /// (running units finish) and a unit whose dependency failed or never ran is skipped; a plan runs everything
+    /// it can. Returns each unit's outcome by index; deleted units and units never started are `None`.
+    fn run_as_dependencies_allow(
+        &self,
+        repo: &Repo,
+        commit: &str,
+        rollout: &Rollout,
+        limit: usize,
+        operation_of: &(dyn Fn(&RolloutUnit) -> Operation + Sync),
+    ) -> Vec<Option<UnitOutcome>> {
+        let apply = rollout.mode == RolloutMode::Apply;
+        let units = &rollout.units;
+        let index_of: HashMap<&str, usize> = units.iter().enumerate().map(|(i, u)| (u.path.as_str(), i)).collect();
+        let mut previous: Option<usize> = None;
+        let mut waits: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
+        for (i, unit) in units.iter().enumerate().filter(|(_, u)| u.change != ChangeKind::Deleted) {
+            waits[i] = match &unit.depends_on {
+                Some(list) => list.iter().filter_map(|d| index_of.get(d.as_str()).copied()).collect(),
+                None => previous.into_iter().collect(),
+            };
+            previous = Some(i);
+        }
+        let mut outcomes: Vec<Option<UnitOutcome>> = vec![None; units.len()];
+        let mut pending: Vec<usize> = (0..units.len()).filter(|i| units[*i].change != ChangeKind::Deleted).collect();
+        let mut halted = false;
+        std::thread::scope(|scope| {
+            let (done, finished) = std::sync::mpsc::channel::<(usize, UnitOutcome)>();
+            let mut running = 0usize;
+            loop {
+                halted |= self.stop.load(Ordering::SeqCst);
+                // Skip (in an apply) what can no longer run and start what is ready, in list order; a skip can
+                // block units listed before it, so go round until nothing changes.
+                let mut skipped_any = true;
+                while skipped_any {
+                    skipped_any = false;
+                    let mut still_pending = Vec::with_capacity(pending.len());
+                    for i in std::mem::take(&mut pending) {
+                        let ended = waits[i].iter().all(|d| outcomes[*d].is_some());
+                        let blocked =
+                            waits[i].iter().any(|d| outcomes[*d].as_ref().is_some_and(|o| o.status != "succeeded"));
+                        if apply && blocked {
+                            outcomes[i] = Some(skipped(&units[i].path, operation_of(&units[i])));
+                            skipped_any = true;
+                        } else if ended && !halted && running < limit {
+                            running += 1;
+                            let done = done.clone();
+                            let unit = &units[i];
+                            let operation = operation_of(unit);
+                            scope.spawn(move || {
+                                let started = std::time::Instant::now();
+                                let outcome = self.run_unit(repo, repo.dir(), commit, &unit.path, operation, started);
+                                let _ = done.send((i, outcome));
+                            });
+                        } else {
+                            still_pending.push(i);
+                        }
+                    }
+                    pending = still_pending;
+                }
+                // Nothing running means nothing more can start: what is left is skipped below.
+                if running == 0 {
+                    break;
+                }
+                let Ok((i, outcome)) = finished.recv() else { break };
+                running -= 1;
+                if apply && outcome.status == "failed" {
+                    halted = true;
+                }
+                outcomes[i] = Some(outcome);
+            }
+        });
+        outcomes
+    }
+
+    /// Prepares and runs one unit in `tree` (checked out at `tree_commit`), timing it.
+    fn run_unit(
+        &self,
+        repo: &Repo,
+        tree: &Path,
+        tree_commit: &str,
+        path: &str,
+        operation: Operation,
+        started: std::time::Instant,
+    ) -> UnitOutcome {
+        let result = self.prepare_unit(repo, tree, tree_commit, path).and_then(|prepared| match prepared {
+            Prepared::Unit(dir) => self.run_tool(repo, &dir, path, operation),
+            Prepared::Failed(result) => Ok(result),
+        });
+        match result {
+            Ok(r) => UnitOutcome {
+                path: path.to_owned(),
+                operation: operation.as_str(),
+                status: if r.exit_code == 0 { "succeeded" } else { "failed" },
+                exit_code: Some(r.exit_code),
+                counts: r.counts,
+                error: None,
+                duration_ms: Some(elapsed_ms(started)),
+            },
+            Err(e) => self.unit_error(path, operation, &e, started),
+        }
+    }
+
+    /// A unit that failed before its tool could run.
+    fn unit_error(
+        &self,
+        path: &str,
+        operation: Operation,
+        error: &TaskError,
+        started: std::time::Instant,
+    ) -> UnitOutcome {
+        self.say(&format!("{path}: {error}"));
+        UnitOutcome {
+            path: path.to_owned(),
+            operation: operation.as_str(),
+            status: "failed",
+            exit_code: None,
+            counts: None,
+            error: Some(self.masker.mask(&error.to_string()).into_owned()),
+            duration_ms: Some(elapsed_ms(started)),
+        }
+    }
+
     fn worktree(
         &self,
         repo: &Repo,
@@ -709,6 +831,15 @@ fn emit_event(event: &serde_json::Value) {
     let line = deploy_runner_gate::text::to_json_string(event).unwrap_or_default();
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+}
+
+/// The wave's exit code for a failed unit: its tool's, or 1 when the tool never ran.
+fn failure_code(outcome: &UnitOutcome) -> i32 {
+    outcome.exit_code.filter(|c| *c != 0).unwrap_or(1)
+}
+
+fn elapsed_ms(started: std::time::Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 fn skipped(path: &str, operation: Operation) -> UnitOutcome {

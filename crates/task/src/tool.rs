@@ -99,6 +99,28 @@ pub fn tf_path_env(binary: ToolBinary, tf_path: Option<&std::path::Path>) -> Vec
     }
 }
 
+/// The environment that gives every unit of a task one provider cache in `dir`: Terraform's and OpenTofu's plugin
+/// cache (the lock file may then record only this platform's checksums: the clone is thrown away), or terragrunt's
+/// provider cache server, which is safe for parallel runs by design.
+pub fn provider_cache_env(binary: ToolBinary, dir: &std::path::Path) -> Vec<(&'static str, std::ffi::OsString)> {
+    let dir = dir.as_os_str().to_owned();
+    if binary.is_terraform_like() {
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            // Terraform refuses a cache dir that doesn't exist; without one it downloads per unit, as before.
+            eprintln!("deploy-runner-task: warning: no provider cache ({e})");
+            return Vec::new();
+        }
+        vec![("TF_PLUGIN_CACHE_DIR", dir), ("TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE", "true".into())]
+    } else {
+        vec![
+            ("TG_PROVIDER_CACHE", "1".into()),
+            ("TG_PROVIDER_CACHE_DIR", dir.clone()),
+            ("TERRAGRUNT_PROVIDER_CACHE", "1".into()),
+            ("TERRAGRUNT_PROVIDER_CACHE_DIR", dir),
+        ]
+    }
+}
+
 /// The environment every tool run gets: automation mode, never prompt.
 pub const TOOL_ENV: [(&str, &str); 4] = [
     ("TF_IN_AUTOMATION", "1"),
@@ -152,6 +174,28 @@ mod tests {
         assert_eq!(
             argv(ToolBinary::Tofu, false, PlanDestroy),
             ["init -input=false -no-color", "plan -destroy -input=false -no-color"]
+        );
+    }
+
+    /// One provider cache per task: terraform's and tofu's plugin cache, terragrunt's cache server.
+    #[test]
+    fn every_tool_gets_one_provider_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = dir.path().join("provider-cache");
+        let names = |env: Vec<(&'static str, std::ffi::OsString)>| env.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        for tool in [ToolBinary::Terraform, ToolBinary::Tofu] {
+            let env = provider_cache_env(tool, &cache);
+            assert_eq!(env[0], ("TF_PLUGIN_CACHE_DIR", cache.as_os_str().to_owned()), "{tool:?}");
+            assert!(cache.is_dir(), "terraform needs the directory to exist");
+        }
+        assert_eq!(
+            names(provider_cache_env(ToolBinary::Terragrunt, &cache)),
+            [
+                "TG_PROVIDER_CACHE",
+                "TG_PROVIDER_CACHE_DIR",
+                "TERRAGRUNT_PROVIDER_CACHE",
+                "TERRAGRUNT_PROVIDER_CACHE_DIR"
+            ]
         );
     }
 

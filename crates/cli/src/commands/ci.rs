@@ -112,6 +112,8 @@ fn rollout_request(
             change: u.change,
             source_ref: (u.change == ChangeKind::Deleted)
                 .then(|| selection.sources.get(&u.account).unwrap_or(&report.base).clone()),
+            // What detection found it waits for; the others of its wave may run beside it.
+            depends_on: (u.change != ChangeKind::Deleted).then(|| u.depends_on.clone()),
         })
         .collect();
     Request {
@@ -126,6 +128,7 @@ fn rollout_request(
             deployed_commit: None,
             ledger_bases: (mode == RolloutMode::Apply).then(|| selection.ledger_bases()).flatten(),
             detected_from: (mode == RolloutMode::Apply).then(|| selection.detected_from()).flatten(),
+            parallelism: None,
         }),
     }
 }
