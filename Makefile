@@ -36,7 +36,7 @@ HADOLINT := $(VENV)/.hadolint-$(HADOLINT_VERSION)
 CHECK_JSONSCHEMA := $(VENV)/.check-jsonschema-$(CHECK_JSONSCHEMA_VERSION)
 WORKFLOWS := $(wildcard .github/workflows/*.yml examples/*/.github/workflows/*.yml)
 
-.PHONY: all build demo tools test infra-template infra-fmt lambda dist bench bench-changes bench-rollout bench-cold-start fuzz lint clean-tools
+.PHONY: all build demo tools test infra-template infra-fmt lambda dist bench bench-changes bench-rollout bench-wave bench-cold-start fuzz lint clean-tools
 
 all: test
 
@@ -147,6 +147,9 @@ bench-changes:
 
 bench-rollout:
 	$(CARGO) bench --locked -p deploy-runner-cli --bench wave_overhead
+
+bench-wave:
+	$(CARGO) bench --locked -p deploy-runner-task --bench wave_parallel
 
 bench-cold-start: $(MOTO)
 	$(CARGO) bench --locked -p deploy-runner-e2e --bench cold_start

@@ -612,6 +612,22 @@ impl Task {
         operation: Operation,
         started: std::time::Instant,
     ) -> UnitOutcome {
+        self.say(&format!("{path}: {UNIT_STARTED}"));
+        let outcome = self.run_unit_inner(repo, tree, tree_commit, path, operation, started);
+        let took = outcome.duration_ms.unwrap_or_default() as f64 / 1000.0;
+        self.say(&format!("{path}: {} {UNIT_ENDED_IN} {took:.1}s", outcome.status));
+        outcome
+    }
+
+    fn run_unit_inner(
+        &self,
+        repo: &Repo,
+        tree: &Path,
+        tree_commit: &str,
+        path: &str,
+        operation: Operation,
+        started: std::time::Instant,
+    ) -> UnitOutcome {
         let result = self.prepare_unit(repo, tree, tree_commit, path).and_then(|prepared| match prepared {
             Prepared::Unit(dir) => self.run_tool(repo, &dir, path, operation),
             Prepared::Failed(result) => Ok(result),
@@ -832,6 +848,13 @@ fn emit_event(event: &serde_json::Value) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }
+
+/// What the task says when a wave's unit starts (`deploy-runner-task: <unit>: started`), so a display can show the
+/// running units.
+pub const UNIT_STARTED: &str = "started";
+
+/// What the task says when a wave's unit ends (`deploy-runner-task: <unit>: <status> in <seconds>s`).
+pub const UNIT_ENDED_IN: &str = "in";
 
 /// The wave's exit code for a failed unit: its tool's, or 1 when the tool never ran.
 fn failure_code(outcome: &UnitOutcome) -> i32 {

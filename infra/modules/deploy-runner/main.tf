@@ -29,6 +29,7 @@ module "render" {
   terragrunt_run_style      = var.terragrunt_run_style
   approval_accounts         = var.approval_accounts
   release_tag_patterns      = var.release_tag_patterns
+  max_parallel_units        = var.max_parallel_units
   approval_timeout_seconds  = var.approval_timeout_seconds
 
   container_name     = local.container_name

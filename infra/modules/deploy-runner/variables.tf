@@ -98,6 +98,17 @@ variable "release_tag_patterns" {
   default     = []
 }
 
+variable "max_parallel_units" {
+  description = "How many units of a wave the deploy task runs at once, at most, as their dependencies allow (1 to 64). Size task_sizes for that many terraform processes: the AWS provider alone takes a few hundred MiB per running unit."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.max_parallel_units >= 1 && var.max_parallel_units <= 64 && floor(var.max_parallel_units) == var.max_parallel_units
+    error_message = "max_parallel_units must be a whole number from 1 to 64."
+  }
+}
+
 variable "approval_accounts" {
   description = "Accounts whose apply waves wait for `deploy-runner approve`/`reject`."
   type        = list(string)

@@ -73,6 +73,7 @@ locals {
     binary                = var.tool_binary
     approval_accounts     = var.approval_accounts
     release_tag_patterns  = var.release_tag_patterns
+    max_parallel_units    = var.max_parallel_units
   }
 
   # DEPLOY_RUNNER_CONFIG of the invoker (crates/control/src/config.rs loads it; a test keeps the two in step).

@@ -191,6 +191,11 @@ variable "release_tag_patterns" {
   default = []
 }
 
+variable "max_parallel_units" {
+  type    = number
+  default = 8
+}
+
 variable "github_token_secret_arn" {
   description = "Secrets Manager secret holding the GitHub token (null when the tasks use an SSH key)."
   type        = string
