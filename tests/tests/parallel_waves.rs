@@ -184,3 +184,60 @@ fn sigterm_stops_every_running_tool_and_leaves_no_process() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(!sleeping(marker) && !sleeping(marker + 1), "no tool left behind");
 }
+
+/// A unit whose destroy runs `script` (and whose apply does nothing).
+fn on_destroy(script: &str) -> String {
+    let script = script.replace('\\', "\\\\").replace('"', "\\\"");
+    format!(
+        "resource \"terraform_data\" \"run\" {{\n  provisioner \"local-exec\" {{\n    when    = destroy\n    command = \"{script}\"\n  }}\n}}\n"
+    )
+}
+
+/// Deleted units go after the applied ones, one at a time, in the order given (detection's reverse dependency
+/// order): a chain is destroyed from its end, never from under a unit that still uses it.
+#[test]
+fn a_deleted_chain_is_destroyed_after_the_rest_from_its_end() {
+    let remote = Remote::new();
+    let markers = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let wave = |units: Value| {
+        let head = remote.work.git(&["rev-parse", "HEAD"]);
+        let request = json!({"action": "rollout", "actor": "octocat", "repo": remote.url(), "ref": head,
+                             "mode": "apply", "units": units});
+        let output = Command::new(binary("deploy-runner-task"))
+            .env("DEPLOY_RUNNER_POLICY", remote.policy())
+            .env("DEPLOY_RUNNER_TASK_CONFIG", json!({"tool_path": terraform()}).to_string())
+            // The state outlives each run's clone, so the second run has something to destroy.
+            .env("DEPLOY_RUNNER_LOCAL_STATE_DIR", state.path())
+            .env("WAVE_MARKERS", markers.path())
+            .args(["run", "--request", &request.to_string()])
+            .output()
+            .expect("run");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        stdout
+    };
+    // The chain: b uses a. Destroying a first would pull it from under b.
+    remote.work.write(
+        &format!("{A}/main.tf"),
+        &on_destroy("test -e \"$WAVE_MARKERS/b.destroyed\" && test -e \"$WAVE_MARKERS/c.applied\" && touch \"$WAVE_MARKERS/a.destroyed\""),
+    );
+    remote.work.write(
+        &format!("{B}/main.tf"),
+        &on_destroy("test ! -e \"$WAVE_MARKERS/a.destroyed\" && test -e \"$WAVE_MARKERS/c.applied\" && touch \"$WAVE_MARKERS/b.destroyed\""),
+    );
+    let created = remote.push("a and b", "main");
+    wave(json!([{"path": A, "change": "added", "depends_on": []},
+                {"path": B, "change": "added", "depends_on": [A]}]));
+
+    // Both go, and c arrives: c is applied first, then b, then a.
+    remote.work.git(&["rm", "-rq", A, B]);
+    remote.work.write(&format!("{C}/main.tf"), &unit_tf("touch \"$WAVE_MARKERS/c.applied\""));
+    remote.push("a and b go, c arrives", "main");
+    wave(json!([{"path": C, "change": "added", "depends_on": []},
+                {"path": B, "change": "deleted", "source_ref": created},
+                {"path": A, "change": "deleted", "source_ref": created}]));
+    for marker in ["c.applied", "b.destroyed", "a.destroyed"] {
+        assert!(markers.path().join(marker).exists(), "{marker}");
+    }
+}
