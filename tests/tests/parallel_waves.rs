@@ -241,3 +241,54 @@ fn a_deleted_chain_is_destroyed_after_the_rest_from_its_end() {
         assert!(markers.path().join(marker).exists(), "{marker}");
     }
 }
+
+/// One provider cache per task: the AWS provider (from the filesystem mirror this machine image carries, never the
+/// network) is installed once for three units planned side by side, and every other init takes it from the cache.
+#[test]
+fn each_provider_is_installed_once_per_task() {
+    let mirror = Path::new("/opt/tf-plugins/registry.terraform.io/hashicorp/aws/5.100.0");
+    assert!(mirror.exists(), "the AWS provider mirror is part of this machine image (docs/deploying.md)");
+    let remote = Remote::new();
+    let needs_aws =
+        "terraform {\n  required_providers {\n    aws = {\n      source  = \"hashicorp/aws\"\n      version = \"5.100.0\"\n    }\n  }\n}\n";
+    for unit in [A, B, C] {
+        remote.work.write(&format!("{unit}/main.tf"), needs_aws);
+    }
+    remote.push("three units on the AWS provider", "main");
+    let config = tempfile::tempdir().expect("tempdir");
+    let rc = config.path().join("terraform.rc");
+    std::fs::write(
+        &rc,
+        "provider_installation {\n  filesystem_mirror {\n    path    = \"/opt/tf-plugins\"\n    include = [\"registry.terraform.io/hashicorp/aws\"]\n  }\n  direct {\n    exclude = [\"*/*/*\"]\n  }\n}\n",
+    )
+    .expect("cli config");
+    let head = remote.work.git(&["rev-parse", "HEAD"]);
+    let units = json!([{"path": A, "change": "modified", "depends_on": []},
+                       {"path": B, "change": "modified", "depends_on": []},
+                       {"path": C, "change": "modified", "depends_on": []}]);
+    let plan = |provider_cache: bool| {
+        let request = json!({"action": "rollout", "actor": "octocat", "repo": remote.url(), "ref": head,
+                             "mode": "plan", "units": units});
+        let output = Command::new(binary("deploy-runner-task"))
+            .env("DEPLOY_RUNNER_POLICY", remote.policy())
+            .env(
+                "DEPLOY_RUNNER_TASK_CONFIG",
+                json!({"tool_path": terraform(), "provider_cache": provider_cache}).to_string(),
+            )
+            .env("TF_CLI_CONFIG_FILE", &rc)
+            .env_remove("TF_PLUGIN_CACHE_DIR")
+            .args(["run", "--request", &request.to_string()])
+            .output()
+            .expect("run");
+        let all = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert_eq!(output.status.code(), Some(0), "{all}");
+        all
+    };
+    let installed = |all: &str| all.matches("Installing hashicorp/aws v5.100.0").count();
+    let cached = |all: &str| all.matches("Using hashicorp/aws v5.100.0 from the shared cache directory").count();
+    let shared = plan(true);
+    assert_eq!((installed(&shared), cached(&shared)), (1, 2), "{shared}");
+    // The negative twin: without the cache, every unit installs its own copy.
+    let separate = plan(false);
+    assert_eq!((installed(&separate), cached(&separate)), (3, 0), "{separate}");
+}
