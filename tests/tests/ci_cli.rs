@@ -110,6 +110,25 @@ fn a_push_to_main_applies_the_planned_commit_and_a_push_elsewhere_does_not() {
     assert_eq!(summary["apply"], Value::Null, "only an apply ref applies");
 }
 
+/// `--parallelism` reaches the rollout, where the gate holds it to the policy's `max_parallel_units`, and each unit
+/// ran says how long it took.
+#[test]
+fn parallelism_is_asked_for_and_held_to_the_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = repo();
+    repo.write("dev/app/main.tf", &UNIT.replace("v1", "v2"));
+    repo.write("dev/db/main.tf", &UNIT.replace("v1", "v2"));
+    repo.commit("change both");
+    let (code, summary) = ci(dir.path(), &repo, &["--event", "push", "--branch", "main", "--parallelism", "9"]);
+    assert_eq!(code, Some(3), "{summary}");
+    assert!(summary["plan"]["message"].as_str().is_some_and(|m| m.contains("max_parallel_units (8)")), "{summary}");
+    let (code, summary) = ci(dir.path(), &repo, &["--event", "push", "--branch", "main", "--parallelism", "2"]);
+    assert_eq!(code, Some(0), "{summary}");
+    let units = summary["apply"]["waves"][0]["units"].as_array().expect("units");
+    assert_eq!(units.len(), 2, "{summary}");
+    assert!(units.iter().all(|u| u["status"] == "succeeded" && u["duration_ms"].is_u64()), "{summary}");
+}
+
 const WEBHOOK_CANARY: &str = "T0CANARY/B0CANARY/ciWebhookS3cr3t";
 
 #[test]

@@ -123,6 +123,10 @@ pub struct CiArgs {
     /// recorded in the ledger, and no usable push base (a new branch, or a `before` missing from the checkout).
     #[arg(long)]
     pub all: bool,
+    /// How many units of a wave run at once, as their dependencies allow (default and most: the policy's
+    /// `max_parallel_units`).
+    #[arg(long, value_name = "N")]
+    pub parallelism: Option<u32>,
     /// Summary format (default: text on a terminal, json otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,

@@ -102,6 +102,7 @@ fn rollout_request(
     repo: &str,
     selection: &Selection,
     mode: RolloutMode,
+    parallelism: Option<u32>,
 ) -> Request {
     let report = &selection.report;
     let units = report
@@ -128,7 +129,7 @@ fn rollout_request(
             deployed_commit: None,
             ledger_bases: (mode == RolloutMode::Apply).then(|| selection.ledger_bases()).flatten(),
             detected_from: (mode == RolloutMode::Apply).then(|| selection.detected_from()).flatten(),
-            parallelism: None,
+            parallelism,
         }),
     }
 }
@@ -431,8 +432,14 @@ impl Pipeline<'_> {
     fn stage(&self, mode: RolloutMode) -> anyhow::Result<RolloutReport> {
         let name = mode.as_str();
         let request_id = self.ci_id.as_ref().map(|id| format!("{id}-{name}"));
-        let request =
-            rollout_request(&self.args.backend.actor, request_id.clone(), self.repo_url, self.selection, mode);
+        let request = rollout_request(
+            &self.args.backend.actor,
+            request_id.clone(),
+            self.repo_url,
+            self.selection,
+            mode,
+            self.args.parallelism,
+        );
         let mut report = self.backend.rollout(&request, &format!("ci-{name}-{}", self.stamp))?;
         // CI's request ids are predictable, so someone holding CI's credential could claim one first with another
         // request. The control plane refuses to pass that off as ours; asking again under a fresh id defeats the
@@ -441,7 +448,14 @@ impl Pipeline<'_> {
             if report.outcome == "denied" && message.starts_with("request_id_conflict") {
                 let fresh = format!("{id}-{}", unique_suffix());
                 errln!("deploy-runner: warning: request_id {id} names another request; asking again as {fresh}");
-                let retry = rollout_request(&self.args.backend.actor, Some(fresh), self.repo_url, self.selection, mode);
+                let retry = rollout_request(
+                    &self.args.backend.actor,
+                    Some(fresh),
+                    self.repo_url,
+                    self.selection,
+                    mode,
+                    self.args.parallelism,
+                );
                 report = self.backend.rollout(&retry, &format!("ci-{name}-{}", self.stamp))?;
             }
         }
