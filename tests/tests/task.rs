@@ -456,7 +456,7 @@ fn a_stack_unit_is_generated_the_way_terragrunt_does_then_run() {
     remote.work.write("units/db/terragrunt.hcl", "terraform {\n  source = \"git::https://example.com/db.git\"\n}\n");
     remote.work.write(
         "dev/us-east-1/dev/stk/terragrunt.stack.hcl",
-        "unit \"db\" {\n  source = \"../../../../units/db\"\n  path   = \"db\"\n}\n",
+        "unit \"db\" {\n  source = \"../../../../units/db\"\n  path   = \"db\"\n}\n\nunit \"cache\" {\n  source = \"../../../../units/db\"\n  path   = \"cache\"\n}\n",
     );
     let sha = remote.push("a stack", "main");
     let tools = tempfile::tempdir().expect("tempdir");
@@ -465,7 +465,7 @@ fn a_stack_unit_is_generated_the_way_terragrunt_does_then_run() {
     std::fs::write(
         &fake,
         format!(
-            "#!/bin/sh\necho \"$* IN ${{PWD##*/repo/}}\" >> '{log}'\ncase \"$*\" in \"stack generate\"*) mkdir -p .terragrunt-stack/db && cp ../../../../units/db/terragrunt.hcl .terragrunt-stack/db/ ;; esac\n",
+            "#!/bin/sh\necho \"$* IN ${{PWD##*/repo/}}\" >> '{log}'\ncase \"$*\" in \"stack generate\"*) for u in db cache; do mkdir -p .terragrunt-stack/$u && cp ../../../../units/db/terragrunt.hcl .terragrunt-stack/$u/; done ;; esac\n",
             log = log.display()
         ),
     )
@@ -494,4 +494,20 @@ fn a_stack_unit_is_generated_the_way_terragrunt_does_then_run() {
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(text(&output).contains("no terragrunt stack at"), "{}", text(&output));
     assert!(!log.exists(), "nothing ran");
+
+    // Two units of one stack, side by side in a wave: the stack is generated once, not twice at the same time.
+    let units = json!([{"path": "dev/us-east-1/dev/stk/.terragrunt-stack/db", "change": "affected", "depends_on": []},
+                       {"path": "dev/us-east-1/dev/stk/.terragrunt-stack/cache", "change": "affected", "depends_on": []}]);
+    let wave = json!({"action": "rollout", "actor": "octocat", "repo": remote.url(), "ref": sha, "mode": "plan",
+                      "units": units});
+    let output = Command::new(binary("deploy-runner-task"))
+        .args(["run", "--request", &wave.to_string()])
+        .env("DEPLOY_RUNNER_POLICY", policy.to_string())
+        .env("DEPLOY_RUNNER_TASK_CONFIG", json!({"tool_path": fake}).to_string())
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let argv = std::fs::read_to_string(&log).expect("the tool ran");
+    assert_eq!(argv.matches("stack generate").count(), 1, "{argv}");
+    assert_eq!(argv.matches("plan -input=false").count(), 2, "{argv}");
 }

@@ -94,6 +94,9 @@ pub struct Task {
     /// Held while a terraform or tofu `init` fills the task's one provider cache: inits writing one cache at once
     /// race, and the units' plans and applies then only read it.
     init_lock: std::sync::Mutex<()>,
+    /// Stack folders generated already: units of one stack run side by side, and two `terragrunt stack generate`
+    /// in one folder at once would race, so each stack is generated once, by whichever unit comes first.
+    generated_stacks: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl Task {
@@ -111,7 +114,16 @@ impl Task {
             }
         };
         let gate = Gate::new(env.policy.clone());
-        Ok(Task { env, gate, masker, stop, workdir, _scratch: scratch, init_lock: std::sync::Mutex::new(()) })
+        Ok(Task {
+            env,
+            gate,
+            masker,
+            stop,
+            workdir,
+            _scratch: scratch,
+            init_lock: std::sync::Mutex::new(()),
+            generated_stacks: std::sync::Mutex::default(),
+        })
     }
 
     /// The secret masker (for the caller's own messages).
@@ -423,10 +435,15 @@ impl Task {
         let stack = confine(tree, stack_dir, None)?;
         crate::update::regular_file(&stack, deploy_runner_changes::stacks::STACK_FILE).map_err(TaskError::Refused)?;
         crate::sources::check_stack_unit(repo.dir(), commit, path).map_err(TaskError::Refused)?;
-        let generated = self.run_tool_commands(&stack, path, vec![crate::tool::stack_generate()])?;
-        if generated.exit_code != 0 {
-            return Ok(Prepared::Failed(generated));
+        let mut generated_stacks = self.generated_stacks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !generated_stacks.contains(&stack) {
+            let generated = self.run_tool_commands(&stack, path, vec![crate::tool::stack_generate()])?;
+            if generated.exit_code != 0 {
+                return Ok(Prepared::Failed(generated));
+            }
+            generated_stacks.insert(stack.clone());
         }
+        drop(generated_stacks);
         Ok(Prepared::Unit(confine(tree, path, Some(binary))?))
     }
 
