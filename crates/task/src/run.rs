@@ -595,7 +595,15 @@ impl Task {
                             let operation = operation_of(unit);
                             scope.spawn(move || {
                                 let started = std::time::Instant::now();
-                                let outcome = self.run_unit(repo, repo.dir(), commit, &unit.path, operation, started);
+                                // A unit that panicked still ends (failed), so the wave never waits for it forever
+                                // (release builds abort on a panic instead: the task ends either way).
+                                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    self.run_unit(repo, repo.dir(), commit, &unit.path, operation, started)
+                                }))
+                                .unwrap_or_else(|_| {
+                                    let why = TaskError::Refused("the deploy task failed running this unit".into());
+                                    self.unit_error(&unit.path, operation, &why, started)
+                                });
                                 let _ = done.send((i, outcome));
                             });
                         } else {
