@@ -19,28 +19,6 @@ fn blog_repo() -> TestRepo {
     TestRepo::from_corpus(BLOG_EXAMPLE, &[("accounts.json", BLOG_ACCOUNTS)])
 }
 
-/// Runs `changes --base HEAD~1 --head HEAD` (plus `extra`) and returns the JSON report; asserts exit 0.
-fn changes(repo: &TestRepo, extra: &[&str]) -> Value {
-    let output = deploy_runner()
-        .args(["changes", "--format", "json", "--base", "HEAD~1", "--head", "HEAD", "--repo"])
-        .arg(repo.path())
-        .args(extra)
-        .output()
-        .expect("run changes");
-    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
-    stdout_json(&output)
-}
-
-/// `(path, change)` of every selected unit, in report order.
-fn selected(report: &Value) -> Vec<(String, String)> {
-    report["units"]
-        .as_array()
-        .expect("units")
-        .iter()
-        .map(|u| (u["path"].as_str().expect("path").to_owned(), u["change"].as_str().expect("change").to_owned()))
-        .collect()
-}
-
 fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
     expected.iter().map(|(p, c)| ((*p).to_owned(), (*c).to_owned())).collect()
 }

@@ -21,26 +21,6 @@ fn history(files: &[(&str, &str)], edit: impl FnOnce(&TestRepo)) -> TestRepo {
     repo
 }
 
-fn changes(repo: &TestRepo, extra: &[&str]) -> Value {
-    let output = deploy_runner()
-        .args(["changes", "--format", "json", "--base", "HEAD~1", "--head", "HEAD", "--repo"])
-        .arg(repo.path())
-        .args(extra)
-        .output()
-        .expect("run changes");
-    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
-    stdout_json(&output)
-}
-
-fn selected(report: &Value) -> Vec<(String, String)> {
-    report["units"]
-        .as_array()
-        .expect("units")
-        .iter()
-        .map(|u| (u["path"].as_str().unwrap_or("").to_owned(), u["change"].as_str().unwrap_or("").to_owned()))
-        .collect()
-}
-
 fn paths(report: &Value) -> Vec<String> {
     selected(report).into_iter().map(|(p, _)| p).collect()
 }

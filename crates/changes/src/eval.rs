@@ -157,21 +157,7 @@ impl Evaluator {
     /// unit's local source), but it is evaluated where terragrunt puts it, `unit_dir` (which need not exist in
     /// the tree), with the stack's `values`.
     pub fn evaluate_generated_unit(&self, unit_dir: &str, config_file: &str, values: Option<Value>) -> Reads {
-        let frame = Frame {
-            terragrunt_dir: unit_dir.to_owned(),
-            original_dir: unit_dir.to_owned(),
-            include_dir: None,
-            includes: Vec::new(),
-        };
-        STATE.with(|cell| {
-            *cell.borrow_mut() = Some(State {
-                shared: self.shared.clone(),
-                frames: vec![frame],
-                reads: Reads::default(),
-                unit_sensitive: false,
-                values,
-            })
-        });
+        self.begin(unit_dir, values);
         record_read(config_file);
         match parsed(&self.shared, config_file) {
             Ok(config) => {
@@ -206,8 +192,32 @@ impl Evaluator {
                 });
             }
         }
-        STATE.with(|cell| cell.borrow_mut().take()).map(|s| s.reads).unwrap_or_default()
+        end()
     }
+
+    /// Starts this thread's evaluation in `dir` (with a stack's `values`), from no reads.
+    fn begin(&self, dir: &str, values: Option<Value>) {
+        let frame = Frame {
+            terragrunt_dir: dir.to_owned(),
+            original_dir: dir.to_owned(),
+            include_dir: None,
+            includes: Vec::new(),
+        };
+        STATE.with(|cell| {
+            *cell.borrow_mut() = Some(State {
+                shared: self.shared.clone(),
+                frames: vec![frame],
+                reads: Reads::default(),
+                unit_sensitive: false,
+                values,
+            })
+        });
+    }
+}
+
+/// Ends this thread's evaluation: what it read.
+fn end() -> Reads {
+    STATE.with(|cell| cell.borrow_mut().take()).map(|s| s.reads).unwrap_or_default()
 }
 
 /// One `unit` or `stack` block of a stack file, evaluated.
@@ -236,21 +246,7 @@ impl Evaluator {
         stack_file: &str,
         values: Option<Value>,
     ) -> Result<(Vec<StackEntry>, Reads), String> {
-        let frame = Frame {
-            terragrunt_dir: stack_dir.to_owned(),
-            original_dir: stack_dir.to_owned(),
-            include_dir: None,
-            includes: Vec::new(),
-        };
-        STATE.with(|cell| {
-            *cell.borrow_mut() = Some(State {
-                shared: self.shared.clone(),
-                frames: vec![frame],
-                reads: Reads::default(),
-                unit_sensitive: false,
-                values: values.clone(),
-            })
-        });
+        self.begin(stack_dir, values.clone());
         record_read(stack_file);
         let result = parsed(&self.shared, stack_file).map(|config| {
             let mut scope = Scope::new(&config);
@@ -282,7 +278,7 @@ impl Evaluator {
                 })
                 .collect()
         });
-        let reads = STATE.with(|cell| cell.borrow_mut().take()).map(|s| s.reads).unwrap_or_default();
+        let reads = end();
         result.map(|entries| (entries, reads))
     }
 }

@@ -227,6 +227,26 @@ impl Task {
         )))
     }
 
+    /// An apply-class commit: on an apply ref (the named one, when the ledger keys it by one), and never older than
+    /// what the account has deployed from it.
+    fn verify_apply_commit(
+        &self,
+        repo: &Repo,
+        commit: &str,
+        git_ref: &str,
+        ledger: Ledgered<'_>,
+    ) -> Result<(), TaskError> {
+        let branch = match ledger.apply_ref {
+            // Serialised and recorded under this apply ref: the commit must be on that one.
+            Some(apply_ref) => self.verify_on_named_apply_ref(repo, commit, apply_ref)?,
+            None => self.verify_on_apply_ref(repo, commit, git_ref)?,
+        };
+        match ledger.deployed {
+            Some(deployed) => self.refuse_stale(repo, commit, deployed, &branch),
+            None => Ok(()),
+        }
+    }
+
     /// For a rollout serialised under `apply_ref`: the commit must be reachable from that very apply ref (the
     /// ledger it is recorded in is that ref's). Returns it.
     fn verify_on_named_apply_ref(&self, repo: &Repo, commit: &str, apply_ref: &str) -> Result<String, TaskError> {
@@ -338,14 +358,7 @@ impl Task {
         let history = operation.changes_infrastructure();
         let commit = self.fetch_ref(&repo, git_ref, history)?;
         if operation.changes_infrastructure() {
-            let ledger = ledger.unwrap_or_default();
-            let branch = match ledger.apply_ref {
-                Some(apply_ref) => self.verify_on_named_apply_ref(&repo, &commit, apply_ref)?,
-                None => self.verify_on_apply_ref(&repo, &commit, git_ref)?,
-            };
-            if let Some(deployed) = ledger.deployed {
-                self.refuse_stale(&repo, &commit, deployed, &branch)?;
-            }
+            self.verify_apply_commit(&repo, &commit, git_ref, ledger.unwrap_or_default())?;
         }
         let checkout = match source_ref {
             // Deleted units run where they still exist, and only if they are really gone at `ref`.
@@ -453,14 +466,9 @@ impl Task {
         let mut repo = self.open_repo(&rollout.repo, "repo")?;
         let commit = self.fetch_ref(&repo, &rollout.git_ref, apply)?;
         if apply {
-            let branch = match &rollout.apply_ref {
-                // The rollout is serialised and recorded under this apply ref: its commit must be on that one.
-                Some(apply_ref) => self.verify_on_named_apply_ref(&repo, &commit, apply_ref)?,
-                None => self.verify_on_apply_ref(&repo, &commit, &rollout.git_ref)?,
-            };
-            if let Some(deployed) = &rollout.deployed_commit {
-                self.refuse_stale(&repo, &commit, deployed, &branch)?;
-            }
+            let ledger =
+                Ledgered { apply_ref: rollout.apply_ref.as_deref(), deployed: rollout.deployed_commit.as_deref() };
+            self.verify_apply_commit(&repo, &commit, &rollout.git_ref, ledger)?;
         }
         // Every fetch happens before the first tool runs, the deleted units' source commits included; a unit whose
         // source can't be fetched or checked fails on its own turn, like any other unit.
@@ -638,26 +646,11 @@ impl Task {
         started: std::time::Instant,
     ) -> UnitOutcome {
         self.say(&format!("{path}: {UNIT_STARTED}"));
-        let outcome = self.run_unit_inner(repo, tree, tree_commit, path, operation, started);
-        let took = outcome.duration_ms.unwrap_or_default() as f64 / 1000.0;
-        self.say(&format!("{path}: {} {UNIT_ENDED_IN} {took:.1}s", outcome.status));
-        outcome
-    }
-
-    fn run_unit_inner(
-        &self,
-        repo: &Repo,
-        tree: &Path,
-        tree_commit: &str,
-        path: &str,
-        operation: Operation,
-        started: std::time::Instant,
-    ) -> UnitOutcome {
         let result = self.prepare_unit(repo, tree, tree_commit, path).and_then(|prepared| match prepared {
             Prepared::Unit(dir) => self.run_tool(repo, &dir, path, operation),
             Prepared::Failed(result) => Ok(result),
         });
-        match result {
+        let outcome = match result {
             Ok(r) => UnitOutcome {
                 path: path.to_owned(),
                 operation: operation.as_str(),
@@ -668,7 +661,10 @@ impl Task {
                 duration_ms: Some(elapsed_ms(started)),
             },
             Err(e) => self.unit_error(path, operation, &e, started),
-        }
+        };
+        let took = outcome.duration_ms.unwrap_or_default() as f64 / 1000.0;
+        self.say(&format!("{path}: {} {UNIT_ENDED_IN} {took:.1}s", outcome.status));
+        outcome
     }
 
     /// A unit that failed before its tool could run.

@@ -177,3 +177,25 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Runs `changes --base HEAD~1 --head HEAD` (plus `extra`) and returns the JSON report; asserts exit 0.
+pub fn changes(repo: &TestRepo, extra: &[&str]) -> serde_json::Value {
+    let output = deploy_runner()
+        .args(["changes", "--format", "json", "--base", "HEAD~1", "--head", "HEAD", "--repo"])
+        .arg(repo.path())
+        .args(extra)
+        .output()
+        .expect("run changes");
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    stdout_json(&output)
+}
+
+/// `(path, change)` of every selected unit, in report order.
+pub fn selected(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["units"]
+        .as_array()
+        .expect("units")
+        .iter()
+        .map(|u| (u["path"].as_str().expect("path").to_owned(), u["change"].as_str().expect("change").to_owned()))
+        .collect()
+}

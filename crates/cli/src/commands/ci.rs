@@ -135,33 +135,26 @@ fn rollout_request(
 }
 
 impl Selection {
+    /// The bases of the accounts that have units in this selection (`None` off an apply ref).
+    fn bases_with_units(&self) -> Option<impl Iterator<Item = &AccountBase>> {
+        let bases = self.bases.as_ref()?;
+        let accounts: Vec<&str> = self.report.units.iter().map(|u| u.account.as_str()).collect();
+        Some(bases.iter().filter(move |b| accounts.contains(&b.account.as_str())))
+    }
+
     /// What each account with units was detected from, as the ledger said (`none`: no entry): the apply starts
     /// only while the ledger still says so.
     fn ledger_bases(&self) -> Option<BTreeMap<String, String>> {
-        let bases = self.bases.as_ref()?;
-        let accounts: Vec<&str> = self.report.units.iter().map(|u| u.account.as_str()).collect();
         Some(
-            bases
-                .iter()
-                .filter(|b| accounts.contains(&b.account.as_str()))
+            self.bases_with_units()?
                 .map(|b| (b.account.clone(), b.deployed.clone().unwrap_or_else(|| NO_LEDGER_ENTRY.to_owned())))
                 .collect(),
         )
     }
-}
 
-impl Selection {
     /// The commit each account with units was detected from.
     fn detected_from(&self) -> Option<BTreeMap<String, String>> {
-        let bases = self.bases.as_ref()?;
-        let accounts: Vec<&str> = self.report.units.iter().map(|u| u.account.as_str()).collect();
-        Some(
-            bases
-                .iter()
-                .filter(|b| accounts.contains(&b.account.as_str()))
-                .filter_map(|b| Some((b.account.clone(), b.base.clone()?)))
-                .collect(),
-        )
+        Some(self.bases_with_units()?.filter_map(|b| Some((b.account.clone(), b.base.clone()?))).collect())
     }
 }
 
